@@ -48,7 +48,7 @@ class Example:
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1], the range the diffusion models work in."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1)
+    return torch.tensor(image).permute(2, 0, 1).float().div(127.5).sub(1)  # copies: images may be read-only
 
 
 def tensor_to_image(x: torch.Tensor) -> np.ndarray:

@@ -11,7 +11,7 @@ import difflib
 import itertools
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -232,7 +232,7 @@ def _inside(shape: str, u: np.ndarray, v: np.ndarray, r: float) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def sprite(shape: str, size: str) -> np.ndarray:
     """Coverage in [0, 1] of a shape on a (2*_HALF+1)^2 patch, by 4x4 supersampling; shape (15, 15) float32."""
     n = 2 * _HALF + 1

@@ -1,0 +1,79 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # mmdiff-lab: a tour
+#
+# **mmdiff-lab** is a course lab and an interpretability suite for *multimodal diffusion models*: models
+# that turn text into images and images into text by learning to undo noise. Every model here is small
+# enough to train on a laptop CPU in minutes, and every step can be opened up and looked at.
+#
+# A multimodal diffusion model works in three steps:
+# 1. **Embed** images and captions into one shared space (a contrastive dual encoder, as CLIP);
+# 2. **Diffuse**: learn to remove noise from an image while reading the caption (text to image), or from a
+#    caption while looking at the image (image to text);
+# 3. **Generate**, retrieve across modalities, and augment scarce paired data.
+#
+# The labs below take these one at a time. This tour shows what each is about; labs that are not written
+# yet say so.
+
+# %% tags=["parameters"]
+SEED = 0
+N_EXAMPLES = 8
+
+# %%
+import matplotlib.pyplot as plt
+
+from mmdiff_lab.data import Digits, ShapesWorld
+
+# %% [markdown]
+# ## The worlds
+# **ShapesWorld** makes scenes of one or two coloured shapes with captions from a small grammar. Because
+# the world knows every attribute and every object's mask, we can *measure* whether a generated image is
+# faithful to its prompt, and whether an attention map points at the right object. **Digits** are real
+# handwritten digits bundled with scikit-learn. You can also bring your own folder of captioned images.
+
+# %%
+world, digits = ShapesWorld(seed=SEED), Digits()
+fig, axes = plt.subplots(2, N_EXAMPLES, figsize=(2 * N_EXAMPLES, 4.6))
+for i in range(N_EXAMPLES):
+    for row, ex in enumerate((world[i], digits[i])):
+        axes[row, i].imshow(ex.image)
+        axes[row, i].set_title(ex.caption.replace(" left of", "\nleft of").replace(" right of", "\nright of")
+                               .replace(" above", "\nabove").replace(" below", "\nbelow"), fontsize=7)
+        axes[row, i].axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Lab 01 — forward noising
+# Scrub the timestep $t$ and watch an image dissolve into noise; compare schedules through their SNR.
+
+# %%
+from mmdiff_lab.widgets import ForwardNoisingExplorer
+
+ForwardNoisingExplorer(t=300)
+
+# %% [markdown]
+# ## The labs to come
+# | lab | what you will do |
+# | --- | --- |
+# | 02 shared space | train a dual encoder, watch image and caption embeddings align, retrieve across modalities |
+# | 03 text to image | step, rewind and branch a denoising run; guidance, samplers, staged and weighted sampling |
+# | 04 attention and attribution | per-word cross-attention maps scored against true masks; captum attributions |
+# | 05 image to text | watch a caption unmask step by step; retrieval by denoising error |
+# | 06 efficiency and augmentation | few-step GAN + diffusion; steps against quality; augmenting a small dataset |
+# | 07 bring your own model | the same widgets on a Stable Diffusion pipeline from a local folder |
+#
+# These notebooks arrive with the labs; this tour gains a cell for each.
