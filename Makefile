@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmdiff-installed
 
-.PHONY: lab test install chromium clean-venv
+.PHONY: lab test install chromium clean-venv pretrained
 
 install: $(STAMP)
 
@@ -35,11 +35,19 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab: install
 	$(BIN)/mmdiff-lab doctor || true
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ip=127.0.0.1 --port=$(PORT) --no-browser $(ALLOW_ROOT) \
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(ALLOW_ROOT) \
 	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $(LAB_ARGS)
 
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Retrain every shipped checkpoint from scratch on this CPU, then copy them into the package.
+pretrained: install
+	$(BIN)/mmdiff-lab train clip --world shapes --out runs/clip-shapes
+	$(BIN)/mmdiff-lab train clip --world digits --steps 800 --out runs/clip-digits
+	$(BIN)/mmdiff-lab train prior --world shapes --clip runs/clip-shapes --out runs/prior-shapes
+	$(BIN)/mmdiff-lab train prior --world digits --clip runs/clip-digits --out runs/prior-digits
+	for name in clip-shapes clip-digits prior-shapes prior-digits; do $(BIN)/mmdiff-lab ship runs/$$name $$name; done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from . import pretrained
 from . import schedules as S
 from .data import ShapesWorld, parse
 from .data.shapes import HELDOUT_PAIRS
@@ -68,7 +69,46 @@ def schedules() -> list[Figure]:
     ]
 
 
-BUILTIN: dict[str, Group] = {"world": world, "schedules": schedules}
+def clip() -> list[Figure]:
+    """The shipped dual encoders: held-out ShapesWorld retrieval, Digits zero-shot, and the space's geometry."""
+    from .clip import evaluate_clip, load_clip
+
+    figures = []
+    model, tok = load_clip(pretrained.path("clip-shapes"))
+    f = evaluate_clip(model, tok, "shapes")
+    for key, target in [("text_to_image_recall@1", 0.95), ("image_to_text_recall@1", 0.95),
+                        ("text_to_image_recall@5", None), ("image_to_text_recall@5", None),
+                        ("zero_shot_colour", None), ("zero_shot_shape", None), ("zero_shot_size", None),
+                        ("zero_shot_position", None), ("modality_gap", None), ("alignment", None)]:
+        figures.append(Figure(f"clip.shapes.{key}", f[key], (">=", target) if target else None,
+                              "held-out split: 1,000 pairs of colour-shape combinations never trained on"))
+    model, tok = load_clip(pretrained.path("clip-digits"))
+    f = evaluate_clip(model, tok, "digits")
+    figures.append(Figure("clip.digits.zero_shot_accuracy", f["zero_shot_accuracy"], (">=", 0.90),
+                          "test split: 360 digits never trained on, prompts ensembled over 3 templates"))
+    figures.append(Figure("clip.digits.text_to_image_recall@1", f["text_to_image_recall@1"], None, "a hit is any image of the class"))
+    return figures
+
+
+def prior() -> list[Figure]:
+    """The shipped priors: retrieval through a sampled image embedding against direct retrieval, same pool."""
+    from .clip import load_clip
+    from .prior import evaluation_pool, load_prior, prior_recall
+
+    figures = []
+    for world in ("shapes", "digits"):
+        model, tok = load_clip(pretrained.path(f"clip-{world}"))
+        f = prior_recall(load_prior(pretrained.path(f"prior-{world}")), model, evaluation_pool(world, tok))
+        direct, through = f["direct_text_to_image_recall@1"], f["prior_text_to_image_recall@1"]
+        figures += [
+            Figure(f"prior.{world}.text_to_image_recall@1", through, None, "text -> prior sample (DDIM, 25 steps) -> nearest image"),
+            Figure(f"prior.{world}.direct_text_to_image_recall@1", direct, None, "anchor: text -> nearest image"),
+            Figure(f"prior.{world}.points_below_direct", 100 * (direct - through), ("<=", 5.0), "percentage points"),
+        ]
+    return figures
+
+
+BUILTIN: dict[str, Group] = {"world": world, "schedules": schedules, "clip": clip, "prior": prior}
 
 
 def groups() -> dict[str, Group]:

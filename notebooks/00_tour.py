@@ -66,10 +66,30 @@ from mmdiff_lab.widgets import ForwardNoisingExplorer
 ForwardNoisingExplorer(t=300)
 
 # %% [markdown]
+# ## Lab 02 — the shared embedding space
+# A dual encoder puts images and captions into one space. Ask the shipped one for the images nearest to a
+# caption whose colour-shape combination it never saw in training:
+
+# %%
+from mmdiff_lab import pretrained
+from mmdiff_lab.clip import embed_images, embed_texts, heldout_pool, load_clip
+
+clip, tokenizer = load_clip(pretrained.path("clip-shapes"))
+pool = heldout_pool(tokenizer, 300)
+query = tokenizer.encode("a large blue circle at the top")
+scores = embed_images(clip, pool.pixels) @ embed_texts(clip, query["input_ids"], query["attention_mask"])[0]
+fig, axes = plt.subplots(1, 5, figsize=(10, 2.2))
+for ax, i in zip(axes, scores.topk(5).indices.tolist()):
+    ax.imshow(((pool.pixels[i].permute(1, 2, 0) + 1) * 127.5).byte().numpy())
+    ax.set_title(f"{scores[i]:.2f}")
+    ax.axis("off")
+fig.suptitle("nearest images to 'a large blue circle at the top'")
+plt.show()
+
+# %% [markdown]
 # ## The labs to come
 # | lab | what you will do |
 # | --- | --- |
-# | 02 shared space | train a dual encoder, watch image and caption embeddings align, retrieve across modalities |
 # | 03 text to image | step, rewind and branch a denoising run; guidance, samplers, staged and weighted sampling |
 # | 04 attention and attribution | per-word cross-attention maps scored against true masks; captum attributions |
 # | 05 image to text | watch a caption unmask step by step; retrieval by denoising error |

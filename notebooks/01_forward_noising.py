@@ -35,11 +35,11 @@ SEED = 0
 # %%
 import matplotlib.pyplot as plt
 import torch
-from mmdiff_lab.widgets import ForwardNoisingExplorer
 
 from mmdiff_lab.data import ShapesWorld, image_to_tensor, tensor_to_image
 from mmdiff_lab.exercises.lab01 import check_iterated_forward, check_q_sample, check_snr_crossing
 from mmdiff_lab.schedules import SCHEDULES, Schedule, q_sample
+from mmdiff_lab.widgets import ForwardNoisingExplorer
 
 world = ShapesWorld(seed=SEED)
 example = world[3]

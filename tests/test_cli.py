@@ -32,9 +32,9 @@ def test_doctor_fails_on_mismatched_widget_extension(monkeypatch, capsys):
 
 
 def test_doctor_fails_when_a_shipped_checkpoint_is_missing(monkeypatch, capsys):
-    monkeypatch.setattr(doctor.pretrained, "EXPECTED", ("clip-shapes",))
+    monkeypatch.setattr(doctor.pretrained, "EXPECTED", ("clip-shapes", "clip-nowhere"))
     assert cli.main(["doctor"]) == 1
-    assert "clip-shapes" in capsys.readouterr().out
+    assert "missing shipped checkpoints ['clip-nowhere']" in capsys.readouterr().out
 
 
 def test_bench_world_writes_json(tmp_path):
@@ -71,3 +71,27 @@ def test_missed_target_exits_non_zero(capsys):
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "mmdiff_lab.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "doctor" in out.stdout
+
+
+def test_eval_of_the_shipped_models(tmp_path):
+    """The shipped checkpoints load and are evaluated; the figures are fractions (targets are checked by eval)."""
+    path = tmp_path / "eval.json"
+    cli.main(["eval", "--only", "clip", "prior", "--json", str(path)])
+    data = json.loads(path.read_text())
+    for key in ("clip.shapes.text_to_image_recall@1", "clip.shapes.image_to_text_recall@1",
+                "clip.digits.zero_shot_accuracy", "prior.shapes.text_to_image_recall@1"):
+        assert 0 <= data[key] <= 1, key
+
+
+def test_ship_copies_a_run_without_optimizer_state(tmp_path, monkeypatch):
+    from mmdiff_lab import pretrained
+
+    run = tmp_path / "run"
+    (run / "state").mkdir(parents=True)
+    for name in ("config.json", "diffusion_pytorch_model.safetensors", "metrics.json", "state/optimizer.safetensors"):
+        (run / name).write_text("{}")
+    monkeypatch.setattr(pretrained, "ROOT", tmp_path / "pkg")
+    (tmp_path / "pkg").mkdir()
+    assert cli.main(["ship", str(run), "demo"]) == 0
+    assert sorted(p.name for p in (tmp_path / "pkg/demo").iterdir()) == [
+        "config.json", "diffusion_pytorch_model.safetensors", "metrics.json"]

@@ -4,16 +4,18 @@ Each view is a logic class (traitlets, no ipywidgets, tested on its own) and a c
 out ipywidgets controls linked to it and returns the widget without displaying it.
 """
 
-__all__ = ["ForwardNoising", "ForwardNoisingExplorer"]
+import importlib
+
+_VIEWS = {
+    "ForwardNoising": "forward_logic",
+    "ForwardNoisingExplorer": "forward",
+    "EmbeddingAlignment": "alignment_logic",
+    "EmbeddingAlignmentExplorer": "alignment",
+}
+__all__ = list(_VIEWS)
 
 
 def __getattr__(name):  # import a view only when asked for, so importing the logic needs no ipywidgets
-    if name == "ForwardNoising":
-        from .forward_logic import ForwardNoising
-
-        return ForwardNoising
-    if name == "ForwardNoisingExplorer":
-        from .forward import ForwardNoisingExplorer
-
-        return ForwardNoisingExplorer
+    if name in _VIEWS:
+        return getattr(importlib.import_module(f".{_VIEWS[name]}", __name__), name)
     raise AttributeError(name)

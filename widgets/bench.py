@@ -50,3 +50,57 @@ def forward(moves: int = 60) -> list[Figure]:
         Figure("forward.naive_redraw_ms", naive_ms, None, "anchor: full matplotlib redraw of the plots per move"),
         Figure("forward.speedup_vs_naive", naive_ms / update_ms, None, "anchor time / update time, same run"),
     ]
+
+
+def _shapes_space(n_pairs: int):
+    """The shipped ShapesWorld dual encoder, a fresh one of the same shape, and n_pairs held-out pairs."""
+    import torch
+
+    from mmdiff_lab import pretrained
+    from mmdiff_lab.clip import heldout_pool, load_clip
+    from mmdiff_lab.encoders import DualEncoder
+
+    trained, tok = load_clip(pretrained.path("clip-shapes"))
+    torch.manual_seed(0)
+    fresh = DualEncoder.from_config(trained.config).eval()
+    return [fresh, trained], tok, heldout_pool(tok, n_pairs)
+
+
+def umap(n_pairs: int = 1000) -> list[Figure]:
+    """UMAP of 2 x n_pairs embeddings (images and captions), after a first call that compiles numba code."""
+    import torch
+
+    from mmdiff_lab.clip import embed_images, embed_texts
+    from mmdiff_lab.projection import Projection
+
+    (_, model), _, pool = _shapes_space(n_pairs)
+    points = torch.cat([embed_images(model, pool.pixels), embed_texts(model, pool.input_ids, pool.attention_mask)])
+    start = time.perf_counter()
+    Projection(points[:300].numpy(), "umap")  # the first call compiles
+    first = time.perf_counter() - start
+    times = []
+    for seed in range(3):
+        start = time.perf_counter()
+        Projection(points.numpy(), "umap", seed=seed)
+        times.append(time.perf_counter() - start)
+    return [Figure("umap.seconds_2000_points", statistics.median(times), ("<=", 10.0),
+                   f"{len(points)} points, median of 3 fits, 1 thread"),
+            Figure("umap.first_call_seconds", first, None, "300 points, includes numba compilation")]
+
+
+def explorer(moves: int = 20) -> list[Figure]:
+    """The alignment explorer's checkpoint slider once each checkpoint's map is cached (median of moves)."""
+    from .alignment_logic import EmbeddingAlignment
+
+    models, tok, pool = _shapes_space(1000)
+    state = EmbeddingAlignment(models, ["untrained", "trained"], tok, pool, method="umap")
+    state.precompute()
+    state.checkpoint = 0
+    state.checkpoint = 1  # both pictures drawn once
+    times = []
+    for k in range(moves):
+        start = time.perf_counter()
+        state.checkpoint = k % 2
+        times.append(time.perf_counter() - start)
+    return [Figure("explorer.slider_ms", statistics.median(times) * 1000, ("<=", 200.0),
+                   f"median of {moves} moves between 2 cached checkpoints, 2,000 points")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
 import numpy as np
@@ -264,6 +264,24 @@ def render(scene: Scene, jitter: tuple[tuple[int, int], ...] | None = None) -> t
     return (canvas + 0.5).astype(np.uint8), masks
 
 
+def minimal_change(scene: Scene, rng: np.random.Generator) -> Scene:
+    """Change one thing: for two objects, swap their colours, shapes or sizes, or reverse the relation;
+    for one object, give it another colour, shape, size or position."""
+    objs = list(scene.objects)
+    if len(objs) == 2:
+        what = ("colour", "shape", "size", "relation")[rng.integers(4)]
+        if what == "relation":
+            flipped = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}[scene.relation]
+            a, b = RELATIONS[flipped]
+            return Scene((replace(objs[0], position=a), replace(objs[1], position=b)), flipped)
+        x, y = getattr(objs[0], what), getattr(objs[1], what)
+        return Scene((replace(objs[0], **{what: y}), replace(objs[1], **{what: x})), scene.relation)
+    what = ("colour", "shape", "size", "position")[rng.integers(4)]
+    options = {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(RADII), "position": list(POSITIONS)}[what]
+    options = [o for o in options if o != getattr(objs[0], what)]
+    return Scene((replace(objs[0], **{what: options[rng.integers(len(options))]}),))
+
+
 # ---------------------------------------------------------------------------------------------
 # The world: a deterministic, indexable stream of examples
 # ---------------------------------------------------------------------------------------------
@@ -319,6 +337,21 @@ class ShapesWorld:
         objects = tuple(Obj(s, c, pick(list(RADII)), p) for (c, s), p in zip(pairs, positions, strict=False))
         jitter = tuple((pick(_OFFSETS), pick(_OFFSETS)) for _ in range(n))
         return Scene(objects, relation), jitter, pick(range(len(SINGLE_TEMPLATES if n == 1 else PAIR_TEMPLATES)))
+
+    def twin(self, i: int) -> Example:
+        """A minimally different example: the i-th scene with one attribute changed or swapped between its
+        objects (a hard negative for contrastive training, as NegCLIP, Yuksekgonul et al., 2023). It stays
+        in this split: a training twin never shows a held-out pair."""
+        scene, jitter, template = self.scene(i)
+        rng = np.random.default_rng((self.seed, SPLITS.index(self.split), i, 1))
+        allowed = set(_TRAIN_PAIRS) if self.split == "train" else set(_ALL_PAIRS)
+        for _ in range(20):
+            other = minimal_change(scene, rng)
+            if all((o.colour, o.shape) in allowed for o in other.objects) and other.attributes() != scene.attributes():
+                break
+        image, masks = render(other, jitter)
+        caption, object_words = describe(other, template)
+        return Example(image, caption, scene=other, masks=masks, object_words=object_words)
 
     def __getitem__(self, i: int) -> Example:
         if not 0 <= i < self.size:

@@ -8,7 +8,11 @@ from pathlib import Path
 ROOT = Path(__file__).parent
 
 #: Checkpoints the labs load. Each later lab adds its own here when it ships one.
-EXPECTED: tuple[str, ...] = ()
+EXPECTED: tuple[str, ...] = ("clip-shapes", "clip-digits", "prior-shapes", "prior-digits")
+
+#: What a shipped folder keeps of a training run (no optimizer state, no snapshots).
+SHIPPED_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "tokenizer.json", "metrics.json",
+                 "train_config.json", "history.json")
 
 
 def available() -> list[str]:
@@ -23,3 +27,19 @@ def path(name: str) -> Path:
         have = ", ".join(available()) or "none"
         raise FileNotFoundError(f"no shipped checkpoint {name!r} in {ROOT} (available: {have})")
     return folder
+
+
+def ship(run: str | Path, name: str) -> Path:
+    """Copy a finished training run's weights, config, tokenizer and figures into the package as ``name``."""
+    import shutil
+
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise FileNotFoundError(f"{run}: not a finished training run (no config.json)")
+    target = ROOT / name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    for file in SHIPPED_FILES:
+        if (run / file).is_file():
+            shutil.copy2(run / file, target / file)
+    return target

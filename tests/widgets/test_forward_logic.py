@@ -5,11 +5,11 @@ import io
 import numpy as np
 import pytest
 import torch
-from mmdiff_lab.widgets.forward_logic import ForwardNoising
 from PIL import Image
 
 from mmdiff_lab.data import ShapesWorld, image_to_tensor
 from mmdiff_lab.schedules import Schedule, q_sample
+from mmdiff_lab.widgets.forward_logic import ForwardNoising
 
 OUTPUTS = ("x0_png", "noise_png", "xt_png", "curves_png", "histogram_png", "strip_png")
 

@@ -3,6 +3,7 @@
 from datetime import datetime, timezone
 
 import ipywidgets as W
+
 from mmdiff_lab.widgets import ForwardNoisingExplorer
 
 

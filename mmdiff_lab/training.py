@@ -1,0 +1,160 @@
+"""One training loop for every model, through Hugging Face Accelerate: one CPU process by default, and the
+same code under `accelerate launch` on several processes, GPUs or machines.
+
+A model's trainer hands ``fit`` three functions: ``batch(step, rank)`` (deterministic, so a resumed run sees
+the same data), ``loss(model, batch)``, and optionally ``evaluate(model)``. ``fit`` does the rest: AdamW with
+warm-up and cosine decay, tqdm progress with the loss, periodic safetensors checkpoints, ``resume``, snapshots
+for watching training, and the loss curve.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from .checkpoint import load_state, save_state
+
+
+@dataclass
+class TrainConfig:
+    """How long and how fast to train; the reason beside each default."""
+
+    steps: int = 2000
+    batch_size: int = 256  # large batches give InfoNCE more negatives
+    lr: float = 2e-3  # small models on CPU tolerate a high rate with warm-up
+    weight_decay: float = 0.05
+    warmup: int = 100  # steps of linear warm-up before cosine decay
+    checkpoint_every: int = 250  # training state for --resume
+    snapshot_every: int = 0  # weights-only snapshots to watch training (0: none)
+    eval_every: int = 250
+    seed: int = 0
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to 0 at cfg.steps (Loshchilov & Hutter, 2017)."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def fit(
+    model: torch.nn.Module,
+    batch: Callable[[int, int], tuple],
+    loss: Callable[[torch.nn.Module, tuple], torch.Tensor],
+    cfg: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    evaluate: Callable[[torch.nn.Module], dict] | None = None,
+    stop: Callable[[dict], bool] | None = None,
+    desc: str = "train",
+) -> list[dict]:
+    """Train ``model`` in place; returns the history (one dict per logged step).
+
+    Args:
+        batch: (step, process index) -> tuple of CPU tensors for this process.
+        loss: (model, batch on the device) -> scalar loss.
+        out: folder for state/, snapshots/, history.json and loss.png.
+        resume: continue from out/state if it exists.
+        evaluate: model -> figures, run every cfg.eval_every steps and at the end.
+        stop: figures -> True to end early (e.g. a recall target reached).
+    """
+    out = Path(out)
+    accelerator = Accelerator()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    history: list[dict] = []
+    start, elapsed = 0, 0.0
+    if resume and (out / "state" / "state.json").exists():
+        info = load_state(out / "state", model, optimizer)
+        start, history = info["step"], info.get("history", [])
+        elapsed = history[-1]["seconds"] if history else 0.0
+        accelerator.print(f"resuming from step {start} ({out / 'state'})")
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    def checkpoint(step: int) -> None:
+        if accelerator.is_main_process:
+            save_state(out / "state", accelerator.unwrap_model(model), optimizer, step,
+                       {"history": history, "config": asdict(cfg)})
+
+    def run_eval(step: int, record: dict) -> bool:
+        if evaluate is None or not accelerator.is_main_process:
+            return False
+        model.eval()
+        with torch.no_grad():
+            record.update(evaluate(accelerator.unwrap_model(model)))
+        model.train()
+        # Early stopping is decided on the main process alone, so it is for single-process runs.
+        return bool(stop and accelerator.num_processes == 1 and stop(record))
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.train()
+    t0 = time.perf_counter() - elapsed
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=desc,
+               disable=not accelerator.is_local_main_process)
+    step = start
+    try:
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * lr_factor(step, cfg)
+            data = tuple(x.to(accelerator.device) for x in batch(step, accelerator.process_index))
+            value = loss(model, data)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(value)
+            optimizer.step()
+            record = {"step": step + 1, "loss": value.item(), "lr": optimizer.param_groups[0]["lr"],
+                      "seconds": time.perf_counter() - t0}
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+            done = step + 1 == cfg.steps
+            if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or done):
+                if run_eval(step, record):
+                    done = True
+                bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            history.append(record)
+            if cfg.snapshot_every and (step + 1) % cfg.snapshot_every == 0 and accelerator.is_main_process:
+                accelerator.unwrap_model(model).save_pretrained(out / "snapshots" / f"step-{step + 1:06d}")
+            if (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or done:
+                checkpoint(step + 1)
+            if done:
+                break
+    except KeyboardInterrupt:
+        checkpoint(step)
+        accelerator.print(f"\ninterrupted at step {step}; the state is saved: run again with --resume")
+        raise
+    finally:
+        bar.close()
+    if accelerator.is_main_process:
+        (out / "history.json").write_text(json.dumps(history))
+        plot_history(history, out / "loss.png")
+    accelerator.wait_for_everyone()
+    return history
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """The loss curve, and any evaluated figure beside it, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    if not history:
+        return
+    evals = sorted({k for h in history for k in h} - {"step", "loss", "lr", "seconds"})
+    fig = Figure(figsize=(9 if evals else 5, 3.2), layout="constrained")
+    axes = fig.subplots(1, 2 if evals else 1, squeeze=False)[0]
+    axes[0].plot([h["step"] for h in history], [h["loss"] for h in history], linewidth=0.8)
+    axes[0].set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    for key in evals:
+        points = [(h["step"], h[key]) for h in history if key in h]
+        axes[-1].plot(*zip(*points, strict=True), marker="o", label=key)
+    if evals:
+        axes[-1].set(xlabel="step", title="evaluation")
+        axes[-1].legend(fontsize=7)
+    fig.savefig(path, dpi=90)

@@ -1,0 +1,90 @@
+"""The training loop: safetensors checkpoints, an interrupted run resumes exactly, the CLI trains and saves."""
+
+import json
+
+import pytest
+import torch
+
+from mmdiff_lab import cli
+from mmdiff_lab.checkpoint import CheckpointError, load_state, save_state
+from mmdiff_lab.clip import make_pool, world_tokenizer
+from mmdiff_lab.data import ShapesWorld
+from mmdiff_lab.encoders import DualEncoder, clip_loss
+from mmdiff_lab.training import TrainConfig, fit, lr_factor
+
+
+def _setup():
+    world = ShapesWorld(seed=0, size=64)
+    tok = world_tokenizer(world)
+    pool = make_pool([world[i] for i in range(64)], tok)
+    torch.manual_seed(0)
+    model = DualEncoder.from_preset("tiny", len(tok), tok.max_length)
+
+    def batch(step, rank):
+        g = torch.Generator().manual_seed(step)
+        idx = torch.randperm(64, generator=g)[:16]
+        return pool.pixels[idx], pool.input_ids[idx], pool.attention_mask[idx], pool.keys[idx]
+
+    def loss(m, data):
+        pixels, ids, mask, keys = data
+        return clip_loss(*m(pixels, ids, mask), keys)
+
+    return model, batch, loss
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(steps=100, warmup=10)
+    assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(99, cfg) < 0.01 and lr_factor(55, cfg) == pytest.approx(0.5, abs=0.02)
+
+
+def test_interrupted_run_resumes_exactly(tmp_path):
+    cfg = TrainConfig(steps=6, warmup=2, checkpoint_every=2, eval_every=0, lr=1e-3)
+    straight, batch, loss = _setup()
+    fit(straight, batch, loss, cfg, tmp_path / "straight")
+
+    interrupted, _, _ = _setup()
+
+    def failing_batch(step, rank):
+        if step == 4:
+            raise KeyboardInterrupt
+        return batch(step, rank)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, failing_batch, loss, cfg, tmp_path / "run")
+    assert json.loads((tmp_path / "run/state/state.json").read_text())["step"] == 4
+    resumed, _, _ = _setup()
+    history = fit(resumed, batch, loss, cfg, tmp_path / "run", resume=True)
+    assert [h["step"] for h in history] == [1, 2, 3, 4, 5, 6]
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+    assert (tmp_path / "run/loss.png").exists()
+
+
+def test_state_files_are_safetensors_and_errors_name_them(tmp_path):
+    model, _, _ = _setup()
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.zeros(2, 3, 32, 32), torch.ones(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long))[0].sum().backward()
+    opt.step()
+    save_state(tmp_path / "state", model, opt, 7)
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["model.safetensors", "optimizer.safetensors",
+                                                                       "state.json"]
+    assert load_state(tmp_path / "state", model, torch.optim.AdamW(model.parameters()))["step"] == 7
+    (tmp_path / "state/optimizer.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(CheckpointError, match="optimizer.safetensors: corrupt"):
+        load_state(tmp_path / "state", model, torch.optim.AdamW(model.parameters()))
+    with pytest.raises(CheckpointError, match="no training state"):
+        load_state(tmp_path / "nothing", model, opt)
+
+
+def test_cli_trains_clip_then_prior(tmp_path, capsys):
+    clip_out, prior_out = tmp_path / "clip", tmp_path / "prior"
+    args = ["--preset", "tiny", "--steps", "3", "--batch-size", "16", "--eval-every", "0", "--pool-size", "200"]
+    assert cli.main(["train", "clip", "--world", "shapes", "--out", str(clip_out), *args]) == 0
+    for name in ("config.json", "diffusion_pytorch_model.safetensors", "tokenizer.json", "metrics.json", "loss.png"):
+        assert (clip_out / name).exists(), name
+    metrics = json.loads((clip_out / "metrics.json").read_text())
+    assert 0 <= metrics["text_to_image_recall@1"] <= 1 and metrics["steps"] == 3
+    assert cli.main(["train", "prior", "--clip", str(clip_out), "--out", str(prior_out), *args]) == 0
+    assert "prior_text_to_image_recall@1" in json.loads((prior_out / "metrics.json").read_text())
+    assert "saved to" in capsys.readouterr().out
