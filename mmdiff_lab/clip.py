@@ -108,8 +108,9 @@ def heldout_pool(tokenizer: Tokenizer, n: int = 1000, seed: int = 123) -> PairPo
     return make_pool([world[i] for i in range(n)], tokenizer)
 
 
-def retrieval_figures(model: DualEncoder, pool: PairPool) -> dict[str, float]:
-    """Recall@1/5/10 both ways and the space's geometry on a pool of pairs."""
+def retrieval_figures(model: DualEncoder, pool: PairPool, groups: dict[str, Tensor] | None = None) -> dict[str, float]:
+    """Recall@1/5/10 both ways and the space's geometry on a pool of pairs; ``groups`` names (N,) bool masks
+    of queries (e.g. the two-object scenes) whose recall@1 is also reported, against the whole pool."""
     img = embed_images(model, pool.pixels)
     txt = embed_texts(model, pool.input_ids, pool.attention_mask)
     sim = img @ txt.T  # (N images, N captions)
@@ -117,6 +118,9 @@ def retrieval_figures(model: DualEncoder, pool: PairPool) -> dict[str, float]:
     for k in (1, 5, 10):
         out[f"text_to_image_recall@{k}"] = recall_at_k(sim.T, pool.keys, pool.keys, k)
         out[f"image_to_text_recall@{k}"] = recall_at_k(sim, pool.keys, pool.keys, k)
+    for name, q in (groups or {}).items():
+        out[f"text_to_image_recall@1_{name}"] = recall_at_k(sim.T[q], pool.keys[q], pool.keys, 1)
+        out[f"image_to_text_recall@1_{name}"] = recall_at_k(sim[q], pool.keys[q], pool.keys, 1)
     out["alignment"] = alignment(img, txt)
     out["uniformity_image"] = uniformity(img)
     out["uniformity_text"] = uniformity(txt)
@@ -164,8 +168,10 @@ def evaluate_clip(model: DualEncoder, tokenizer: Tokenizer, world: str) -> dict[
         n = 1000
         pool = heldout_pool(tokenizer, n)
         held = ShapesWorld(seed=123, split="heldout", size=n)
-        figures = retrieval_figures(model, pool)
-        figures.update(shapes_zero_shot(model, tokenizer, pool, [held.scene(i)[0] for i in range(n)]))
+        scenes = [held.scene(i)[0] for i in range(n)]
+        n_objects = torch.tensor([len(s.objects) for s in scenes])
+        figures = retrieval_figures(model, pool, {"one_object": n_objects == 1, "two_objects": n_objects == 2})
+        figures.update(shapes_zero_shot(model, tokenizer, pool, scenes))
         return figures
     if world == "digits":
         test = Digits(split="test")

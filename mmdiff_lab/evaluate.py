@@ -78,6 +78,8 @@ def clip() -> list[Figure]:
     f = evaluate_clip(model, tok, "shapes")
     for key, target in [("text_to_image_recall@1", 0.95), ("image_to_text_recall@1", 0.95),
                         ("text_to_image_recall@5", None), ("image_to_text_recall@5", None),
+                        ("text_to_image_recall@1_one_object", None), ("text_to_image_recall@1_two_objects", None),
+                        ("image_to_text_recall@1_one_object", None), ("image_to_text_recall@1_two_objects", None),
                         ("zero_shot_colour", None), ("zero_shot_shape", None), ("zero_shot_size", None),
                         ("zero_shot_position", None), ("modality_gap", None), ("alignment", None)]:
         figures.append(Figure(f"clip.shapes.{key}", f[key], (">=", target) if target else None,

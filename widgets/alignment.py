@@ -7,7 +7,7 @@ import ipywidgets as W
 from traitlets import dlink, link
 
 from .alignment_logic import EmbeddingAlignment
-from .plots import png
+from .plots import error_html, png
 
 
 class EmbeddingAlignmentExplorer(W.VBox):
@@ -46,8 +46,7 @@ class EmbeddingAlignmentExplorer(W.VBox):
         dlink((s, "images_png"), (self.images, "value"))
         dlink((s, "captions_html"), (self.captions, "value"))
         dlink((s, "stats"), (self.stats, "value"), lambda text: f"<code>{text}</code>")
-        dlink((s, "error"), (self.error, "value"),
-              lambda text: f"<span style='color:#b00020'>⚠ {text}</span>" if text else "")
+        dlink((s, "error"), (self.error, "value"), error_html)
         dlink((s, "image_index"), (self.picked, "value"), lambda _: png(s.picked_image(), 3))
 
         super().__init__([

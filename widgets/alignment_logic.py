@@ -30,7 +30,7 @@ from mmdiff_lab.projection import Projection
 from mmdiff_lab.text import Tokenizer, UnknownWordError
 from mmdiff_lab.trajectory import Trajectory
 
-from .plots import labelled_strip, png
+from .plots import figure_png, labelled_strip, png
 
 SIM_BATCH = 16  # pairs shown in the similarity matrix
 TOP_K = 6
@@ -44,14 +44,6 @@ class Space:
     text: torch.Tensor
     projection: Projection
     stats: dict[str, float]
-
-
-def _figure_png(fig: Figure) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    return buf.getvalue()
 
 
 class EmbeddingAlignment(HasTraits):
@@ -209,7 +201,7 @@ class EmbeddingAlignment(HasTraits):
         ax.set_yticks([])
         if len(names) <= 12 or path is not None:
             ax.legend(fontsize=7, markerscale=1.5, loc="best")
-        out = _figure_png(fig)
+        out = figure_png(fig)
         if path is None:
             self._maps[key] = out
         return out
@@ -223,7 +215,7 @@ class EmbeddingAlignment(HasTraits):
             im = ax.imshow(sim, cmap="viridis", vmin=-0.2, vmax=1)
             ax.set(xlabel="caption", ylabel="image", title=f"cosine similarity, {SIM_BATCH} pairs")
             fig.colorbar(im, ax=ax, shrink=0.8)
-            self._maps[key] = _figure_png(fig)
+            self._maps[key] = figure_png(fig)
         return self._maps[key]
 
     def _draw_rankings(self, sp: Space, q: torch.Tensor | None) -> None:

@@ -85,7 +85,8 @@ def umap(n_pairs: int = 1000) -> list[Figure]:
         times.append(time.perf_counter() - start)
     return [Figure("umap.seconds_2000_points", statistics.median(times), ("<=", 10.0),
                    f"{len(points)} points, median of 3 fits, 1 thread"),
-            Figure("umap.first_call_seconds", first, None, "300 points, includes numba compilation")]
+            Figure("umap.first_call_seconds", first, None,
+                   "300 points; includes numba compilation unless umap's on-disk cache already holds it")]
 
 
 def explorer(moves: int = 20) -> list[Figure]:

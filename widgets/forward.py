@@ -8,6 +8,7 @@ from traitlets import dlink, link
 from mmdiff_lab.schedules import SCHEDULES
 
 from .forward_logic import SOURCES, ForwardNoising
+from .plots import error_html
 
 SOURCE_LABELS = {"shapes": "ShapesWorld scene", "digits": "handwritten digit", "upload": "my image file"}
 
@@ -58,8 +59,7 @@ class ForwardNoisingExplorer(W.VBox):
         self.status = W.HTML()
         self.error = W.HTML()
         dlink((s, "status"), (self.status, "value"), lambda text: f"<code>{text}</code>")
-        dlink((s, "error"), (self.error, "value"),
-              lambda text: f"<span style='color:#b00020'>⚠ {text}</span>" if text else "")
+        dlink((s, "error"), (self.error, "value"), error_html)
 
         super().__init__([
             W.HBox([W.VBox([self.source, self.index, self.upload]),

@@ -7,6 +7,7 @@ slider (a marker line, histogram bars) is painted into a copy of that array in d
 
 from __future__ import annotations
 
+import html
 import io
 
 import numpy as np
@@ -24,6 +25,18 @@ def png(image: np.ndarray, scale: int = 1) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=1)  # fast; these images are tiny anyway
     return buf.getvalue()
+
+
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+    """A whole matplotlib figure as PNG bytes (for pictures drawn once and cached)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def error_html(text: str) -> str:
+    """An error line for a view; empty when there is no error."""
+    return f"<span style='color:#b00020'>⚠ {html.escape(text, quote=False)}</span>" if text else ""
 
 
 def signed_to_uint8(x: np.ndarray, limit: float) -> np.ndarray:
