@@ -9,6 +9,7 @@ A group is a function returning a list of Figures; its name is the first part of
 from __future__ import annotations
 
 import json
+import math
 import operator
 import platform
 import time
@@ -67,7 +68,7 @@ def run(groups: dict[str, Group | object], only: list[str] | None, json_path: st
     print(table(figures))
     missed = sum(f.ok is False for f in figures)
     if json_path:
-        out = {f.key: f.value for f in figures}
+        out = {f.key: f.value if math.isfinite(f.value) else None for f in figures}  # JSON has no infinity
         out["_meta"] = {
             "title": title,
             "when": time.strftime("%Y-%m-%d %H:%M:%S"),
