@@ -94,7 +94,8 @@ class TextTower(nn.Module):
     def __init__(self, vocab_size: int, max_length: int, width: int, depth: int, heads: int):
         super().__init__()
         self.tok = nn.Embedding(vocab_size, width)
-        self.pos = nn.Parameter(torch.randn(1, max_length, width) * 0.02)
+        nn.init.normal_(self.tok.weight, std=0.02)  # as CLIP: word and position signals start at one scale
+        self.pos = nn.Parameter(torch.randn(1, max_length, width) * 0.01)
         self.blocks = nn.ModuleList(TransformerBlock(width, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
 
