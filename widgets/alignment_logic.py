@@ -222,13 +222,13 @@ class EmbeddingAlignment(HasTraits):
         """Images ranked by the query; captions ranked for the picked image."""
         if q is not None:
             scores = sp.image @ q
-            top = scores.topk(TOP_K).indices.tolist()
+            top = scores.topk(min(TOP_K, len(scores))).indices.tolist()
             images = [((self.pool.pixels[i].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy() for i in top]
             self.images_png = png(labelled_strip(images, [f"{scores[i]:.2f}" for i in top], scale=3))
         else:
             self.images_png = b""
         scores = sp.text @ sp.image[self.image_index]
-        top = scores.topk(TOP_K).indices.tolist()
+        top = scores.topk(min(TOP_K, len(scores))).indices.tolist()
         truth = self.pool.keys[self.image_index]
         rows = "".join(
             f"<li>{'✓ ' if self.pool.keys[i] == truth else ''}{html.escape(self.pool.captions[i])} "
