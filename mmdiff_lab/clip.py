@@ -102,10 +102,23 @@ def embed_texts(model: DualEncoder, input_ids: Tensor, attention_mask: Tensor, b
                       for i in range(0, len(input_ids), batch_size)])
 
 
-def heldout_pool(tokenizer: Tokenizer, n: int = 1000, seed: int = 123) -> PairPool:
+HELDOUT_SEED = 123  # the held-out scenes every figure and lab view is measured on
+
+
+def heldout_pool(tokenizer: Tokenizer, n: int = 1000, seed: int = HELDOUT_SEED) -> PairPool:
     """n pairs of the ShapesWorld held-out split: colour-shape pairs never seen in training."""
     world = ShapesWorld(seed=seed, split="heldout", size=n)
     return make_pool([world[i] for i in range(n)], tokenizer)
+
+
+def evaluation_pool(world: str, tokenizer: Tokenizer, n: int = 1000) -> PairPool | None:
+    """Pairs never trained on: ShapesWorld's held-out split, or the Digits test split."""
+    if world == "shapes":
+        return heldout_pool(tokenizer, n)
+    if world == "digits":
+        test = Digits(split="test")
+        return make_pool([test[i] for i in range(len(test))], tokenizer)
+    return None
 
 
 def retrieval_figures(model: DualEncoder, pool: PairPool, groups: dict[str, Tensor] | None = None) -> dict[str, float]:
@@ -164,18 +177,15 @@ def shapes_zero_shot(model: DualEncoder, tokenizer: Tokenizer, pool: PairPool, s
 def evaluate_clip(model: DualEncoder, tokenizer: Tokenizer, world: str) -> dict[str, float]:
     """The figures `mmdiff-lab eval` reports for a dual encoder trained on ``world``."""
     model.eval()
+    pool = evaluation_pool(world, tokenizer)
     if world == "shapes":
-        n = 1000
-        pool = heldout_pool(tokenizer, n)
-        held = ShapesWorld(seed=123, split="heldout", size=n)
-        scenes = [held.scene(i)[0] for i in range(n)]
+        held = ShapesWorld(seed=HELDOUT_SEED, split="heldout", size=len(pool))
+        scenes = [held.scene(i)[0] for i in range(len(pool))]
         n_objects = torch.tensor([len(s.objects) for s in scenes])
         figures = retrieval_figures(model, pool, {"one_object": n_objects == 1, "two_objects": n_objects == 2})
         figures.update(shapes_zero_shot(model, tokenizer, pool, scenes))
         return figures
     if world == "digits":
-        test = Digits(split="test")
-        pool = make_pool([test[i] for i in range(len(test))], tokenizer)
         figures = retrieval_figures(model, pool)
         figures["zero_shot_accuracy"] = digits_zero_shot(model, tokenizer)
         return figures

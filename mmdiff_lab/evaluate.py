@@ -94,8 +94,8 @@ def clip() -> list[Figure]:
 
 def prior() -> list[Figure]:
     """The shipped priors: retrieval through a sampled image embedding against direct retrieval, same pool."""
-    from .clip import load_clip
-    from .prior import evaluation_pool, load_prior, prior_recall
+    from .clip import evaluation_pool, load_clip
+    from .prior import load_prior, prior_recall
 
     figures = []
     for world in ("shapes", "digits"):

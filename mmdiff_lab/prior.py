@@ -24,8 +24,15 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointError
-from .clip import PairPool, embed_images, embed_texts, heldout_pool, load_clip, make_pool, training_examples
-from .data import Digits
+from .clip import (
+    PairPool,
+    embed_images,
+    embed_texts,
+    evaluation_pool,
+    load_clip,
+    make_pool,
+    training_examples,
+)
 from .metrics import recall_at_k
 from .schedules import Schedule, q_sample
 from .training import TrainConfig, fit
@@ -124,16 +131,6 @@ def prior_recall(prior: EmbeddingPrior, clip_model, pool: PairPool, steps: int =
         "direct_text_to_image_recall@1": recall_at_k(txt @ img.T, pool.keys, pool.keys, 1),
         "prior_cosine_to_true_image": (sampled * img).sum(1).mean().item(),
     }
-
-
-def evaluation_pool(world: str, tokenizer, n: int = 1000) -> PairPool | None:
-    """Pairs never trained on: ShapesWorld's held-out split, or the Digits test split."""
-    if world == "shapes":
-        return heldout_pool(tokenizer, n)
-    if world == "digits":
-        test = Digits(split="test")
-        return make_pool([test[i] for i in range(len(test))], tokenizer)
-    return None
 
 
 def train_prior(cfg: PriorTrainConfig, out: str | Path, resume: bool = False) -> tuple[EmbeddingPrior, list[dict]]:

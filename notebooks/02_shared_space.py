@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from mmdiff_lab import pretrained
-from mmdiff_lab.clip import ClipTrainConfig, evaluate_clip, heldout_pool, load_clip, train_clip
+from mmdiff_lab.clip import HELDOUT_SEED, ClipTrainConfig, evaluate_clip, heldout_pool, load_clip, train_clip
 from mmdiff_lab.data import ShapesWorld
 from mmdiff_lab.encoders import DualEncoder
 from mmdiff_lab.exercises.lab02 import check_info_nce, check_modality_gap, check_recall_at_1
@@ -111,7 +111,7 @@ checkpoints.insert(0, DualEncoder.from_config(model.config).eval())  # untrained
 labels.insert(0, "untrained")
 tokenizer = load_clip("runs/lab02-clip")[1]
 pool = heldout_pool(tokenizer, N_SHOW)
-scenes = [ShapesWorld(seed=123, split="heldout", size=N_SHOW).scene(i)[0] for i in range(N_SHOW)]
+scenes = [ShapesWorld(seed=HELDOUT_SEED, split="heldout", size=N_SHOW).scene(i)[0] for i in range(N_SHOW)]
 attributes = {
     "objects": [f"{len(s.objects)} object{'s' * (len(s.objects) > 1)}" for s in scenes],
     "colour (first object)": [s.objects[0].colour for s in scenes],
