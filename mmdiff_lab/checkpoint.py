@@ -2,7 +2,8 @@
 
     out/state/model.safetensors       the weights
     out/state/optimizer.safetensors   every tensor of optimizer.state_dict(), flattened
-    out/state/state.json              step, loss history, and the optimizer's non-tensor fields
+    out/state/ema.safetensors         the moving average of the weights, when training keeps one
+    out/state/state.json              step, loss history, and the optimizer's (and EMA's) non-tensor fields
 
 A save writes a new folder and then renames it over the old one, so an interrupted save loses nothing.
 """
@@ -45,7 +46,7 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
 
 
 def save_state(folder: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
-               extra: dict | None = None) -> Path:
+               extra: dict | None = None, ema=None) -> Path:
     """Write the training state to ``folder`` atomically."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
@@ -54,7 +55,12 @@ def save_state(folder: str | Path, model: nn.Module, optimizer: torch.optim.Opti
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
     tensors, plain = _flatten_optimizer(optimizer.state_dict())
     save_file(tensors, tmp / "optimizer.safetensors")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": plain, **(extra or {})}))
+    extra = dict(extra or {})
+    if ema is not None:  # diffusers' EMAModel: shadow weights as tensors, its counters as JSON
+        ema_state = ema.state_dict()
+        save_file({str(i): p.contiguous() for i, p in enumerate(ema_state.pop("shadow_params"))}, tmp / "ema.safetensors")
+        extra["ema"] = ema_state
+    (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": plain, **extra}))
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
         folder.rename(old)
@@ -74,7 +80,7 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: corrupt safetensors file ({e})") from None
 
 
-def load_state(folder: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+def load_state(folder: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema=None) -> dict:
     """Restore model and optimizer from ``folder``; returns state.json (with "step")."""
     folder = Path(folder)
     try:
@@ -89,4 +95,9 @@ def load_state(folder: str | Path, model: nn.Module, optimizer: torch.optim.Opti
     except RuntimeError as e:
         raise CheckpointError(f"{folder / 'model.safetensors'}: does not fit this model ({e})") from None
     optimizer.load_state_dict(_unflatten_optimizer(load_weights(folder / "optimizer.safetensors"), info["optimizer"]))
+    if ema is not None:
+        if "ema" not in info:
+            raise CheckpointError(f"{folder / 'state.json'}: this training state keeps no EMA weights")
+        shadow = load_weights(folder / "ema.safetensors")
+        ema.load_state_dict({**info["ema"], "shadow_params": [shadow[str(i)] for i in range(len(shadow))]})
     return info

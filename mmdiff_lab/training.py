@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from .checkpoint import load_state, save_state
@@ -33,6 +34,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup: int = 100  # steps of linear warm-up before cosine decay
     checkpoint_every: int = 250  # training state for --resume
+    time_budget_s: float = 0.0  # end training after this many seconds (0: run all steps); for equal-time benchmarks
     snapshot_every: int = 0  # weights-only snapshots to watch training (0: none)
     eval_every: int = 250
     seed: int = 0
@@ -56,6 +58,7 @@ def fit(
     evaluate: Callable[[torch.nn.Module], dict] | None = None,
     stop: Callable[[dict], bool] | None = None,
     desc: str = "train",
+    ema: EMAModel | None = None,
 ) -> list[dict]:
     """Train ``model`` in place; returns the history (one dict per logged step).
 
@@ -66,6 +69,8 @@ def fit(
         resume: continue from out/state if it exists.
         evaluate: model -> figures, run every cfg.eval_every steps and at the end.
         stop: figures -> True to end early (e.g. a recall target reached).
+        ema: an exponential moving average of the weights (diffusers' EMAModel), updated after every step and
+            kept in the training state, so a resumed run continues the same average.
     """
     out = Path(out)
     accelerator = Accelerator()
@@ -73,16 +78,18 @@ def fit(
     history: list[dict] = []
     start, elapsed = 0, 0.0
     if resume and (out / "state" / "state.json").exists():
-        info = load_state(out / "state", model, optimizer)
+        info = load_state(out / "state", model, optimizer, ema)
         start, history = info["step"], info.get("history", [])
         elapsed = history[-1]["seconds"] if history else 0.0
         accelerator.print(f"resuming from step {start} ({out / 'state'})")
     model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.print(f"training on {accelerator.num_processes} process(es), {accelerator.distributed_type.value}, "
+                      f"device {accelerator.device}")
 
     def checkpoint(step: int) -> None:
         if accelerator.is_main_process:
             save_state(out / "state", accelerator.unwrap_model(model), optimizer, step,
-                       {"history": history, "config": asdict(cfg)})
+                       {"history": history, "config": asdict(cfg)}, ema)
 
     def run_eval(step: int, record: dict) -> bool:
         if evaluate is None or not accelerator.is_main_process:
@@ -109,10 +116,12 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(value)
             optimizer.step()
+            if ema is not None:
+                ema.step(accelerator.unwrap_model(model).parameters())
             record = {"step": step + 1, "loss": value.item(), "lr": optimizer.param_groups[0]["lr"],
                       "seconds": time.perf_counter() - t0}
             bar.set_postfix(loss=f"{record['loss']:.3f}")
-            done = step + 1 == cfg.steps
+            done = step + 1 == cfg.steps or bool(cfg.time_budget_s and record["seconds"] >= cfg.time_budget_s)
             if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or done):
                 if run_eval(step, record):
                     done = True
