@@ -1,9 +1,10 @@
-"""The `mmdiff-lab` command: doctor, train, bench, eval (later labs add sample)."""
+"""The `mmdiff-lab` command: doctor, train, ship, sample, bench, eval."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _figures_parser(sub, name: str, help: str) -> None:
@@ -15,11 +16,18 @@ def _figures_parser(sub, name: str, help: str) -> None:
 
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model from scratch (one CPU process, or under `accelerate launch`)")
-    p.add_argument("model", choices=["clip", "prior"], help="clip: the dual encoder; prior: text -> image embedding")
+    p.add_argument("model", choices=["clip", "prior", "t2i", "judge"],
+                   help="clip: the dual encoder; prior: text -> image embedding; t2i: the text-to-image denoiser; "
+                        "judge: the ShapesWorld faithfulness judge")
     p.add_argument("--world", default="shapes", help="shapes, digits or folder:PATH (default: shapes)")
     p.add_argument("--preset", default="lab", help="model size: tiny or lab (default: lab)")
     p.add_argument("--out", help="output folder (default: runs/MODEL-WORLD)")
-    p.add_argument("--clip", help="prior only: folder of the trained dual encoder (default: runs/clip-WORLD)")
+    p.add_argument("--clip", help="prior: folder of the trained dual encoder (default: runs/clip-WORLD); "
+                                  "t2i: folder or shipped name (default: the shipped clip-WORLD)")
+    p.add_argument("--backbone", choices=["transformer", "unet"], help="t2i: our DiT (default) or diffusers' UNet")
+    p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], help="t2i: what the denoiser predicts")
+    p.add_argument("--judge", help="t2i on shapes: judge folder or shipped name to score samples while training "
+                                   "(default: the shipped judge-shapes when present)")
     p.add_argument("--steps", type=int, help="optimisation steps")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -39,7 +47,24 @@ def _train(args) -> int:
         "snapshot_every": args.snapshot_every, "pool_size": args.pool_size}.items() if v is not None}
     slug = args.world.replace("folder:", "folder-").replace("/", "_").strip("_")
     out = args.out or f"runs/{args.model}-{slug}"
-    if args.model == "clip":
+    if args.model == "judge":
+        from .metrics.judge import JudgeTrainConfig, train_judge
+
+        keep = {k: v for k, v in overrides.items() if k in ("steps", "batch_size", "lr", "seed", "pool_size")}
+        out = args.out or "runs/judge-shapes"
+        _, metrics = train_judge(JudgeTrainConfig(**keep), out)
+        print(f"saved to {out}; accuracy on fresh true renders {metrics['true_render_accuracy']:.4f}")
+        return 0
+    if args.model == "t2i":
+        from .t2i import T2ITrainConfig, train_t2i
+
+        extra = {"backbone": args.backbone, "prediction_type": args.prediction_type, "clip": args.clip}
+        overrides.update({k: v for k, v in extra.items() if v is not None})
+        judge = _judge(args.judge) if args.world == "shapes" else None
+        backbone = overrides.get("backbone", "transformer")
+        out = args.out or f"runs/t2i-{slug}" + ("-unet" if backbone == "unet" else "")
+        _, history = train_t2i(T2ITrainConfig(**overrides), out, resume=args.resume, judge=judge)
+    elif args.model == "clip":
         from .clip import ClipTrainConfig, train_clip
 
         if args.target_recall is not None:
@@ -54,6 +79,59 @@ def _train(args) -> int:
     return 0
 
 
+def _judge(name: str | None):
+    """The judge to score samples with: a folder, a shipped name, or the shipped judge-shapes if present."""
+    from . import pretrained
+    from .metrics.judge import load_judge
+
+    if name:
+        return load_judge(name if "/" in name or name.startswith(".") else pretrained.path(name))
+    return load_judge(pretrained.path("judge-shapes")) if "judge-shapes" in pretrained.available() else None
+
+
+def _sample_parser(sub) -> None:
+    from .pipeline import SCHEDULERS
+
+    p = sub.add_parser("sample", help="generate images from a prompt with a text-to-image pipeline")
+    p.add_argument("prompt", help='e.g. "a small red circle left of a large blue square"; words may carry '
+                                  'weights: "a small (red:1.5) circle on the left"; "" samples unconditionally')
+    p.add_argument("--model", default="t2i-shapes", help="pipeline folder or shipped name (default: t2i-shapes)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--sampler", default="dpm++", choices=list(SCHEDULERS))
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale w (1: none)")
+    p.add_argument("--interval", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
+                   help="guide only where t/T lies in [LO, HI]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", "--num-images", type=int, default=8)
+    p.add_argument("--out", default="samples.png", help="PNG grid to write (default: samples.png)")
+
+
+def _sample(args) -> int:
+    import torch
+
+    from .checkpoint import CheckpointError
+    from .pipeline import load_pipeline
+    from .t2i import save_grid
+    from .text import UnknownWordError
+
+    if args.num_images <= 0:
+        print("error: --num-images must be positive", file=sys.stderr)
+        return 2
+    try:
+        pipe = load_pipeline(args.model)
+        images = pipe(args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                      guidance_interval=tuple(args.interval), sampler=args.sampler,
+                      num_images_per_prompt=args.num_images, generator=torch.Generator().manual_seed(args.seed),
+                      output_type="pt").images
+    except (ValueError, UnknownWordError, CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    save_grid(images, Path(args.out), columns=min(args.num_images, 8))
+    print(f"wrote {args.out}: {args.num_images} images, {args.sampler}, {args.steps} steps, w={args.guidance:g}, "
+          f"seed {args.seed}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmdiff-lab", description="Course labs for multimodal diffusion models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ship = sub.add_parser("ship", help="copy a finished run into the package's shipped checkpoints")
     ship.add_argument("run", help="the run folder, e.g. runs/clip-shapes")
     ship.add_argument("name", help="the shipped name, e.g. clip-shapes")
+    _sample_parser(sub)
     _figures_parser(sub, "bench", "speed benchmarks: a table, and JSON with --json")
     _figures_parser(sub, "eval", "quality evaluations: a table, and JSON with --json")
     args = parser.parse_args(argv)
@@ -73,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "train":
         return _train(args)
+    if args.command == "sample":
+        return _sample(args)
     if args.command == "ship":
         from .pretrained import ship
 

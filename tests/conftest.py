@@ -24,3 +24,24 @@ def png_bytes() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def tiny_t2i_pipeline(prediction_type: str = "epsilon", backbone: str = "transformer"):
+    """A text-to-image pipeline with the shipped ShapesWorld text tower and a tiny untrained denoiser whose
+    zero-initialised output layers are nudged, so that it predicts something prompt-dependent."""
+    import torch
+
+    from mmdiff_lab import pretrained
+    from mmdiff_lab.clip import load_clip
+    from mmdiff_lab.denoiser import make_denoiser
+    from mmdiff_lab.pipeline import TextToImagePipeline, training_scheduler
+
+    clip, tok = load_clip(pretrained.path("clip-shapes"))
+    torch.manual_seed(0)
+    model = make_denoiser(backbone, "tiny", clip.config.width)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    pipe = TextToImagePipeline(model.eval(), clip, tok, training_scheduler(prediction_type))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

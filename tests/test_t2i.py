@@ -1,0 +1,352 @@
+"""The text-to-image denoiser, pipeline, samplers, guidance, stages, weights and training (tiny sizes)."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import pytest
+import torch
+from conftest import tiny_t2i_pipeline
+from diffusers.models.attention_processor import AttnProcessor
+
+from mmdiff_lab.denoiser import TextToImageDenoiser, make_denoiser
+from mmdiff_lab.pipeline import (
+    SCHEDULERS,
+    Stage,
+    TextToImagePipeline,
+    TrajectoryRecorder,
+    load_pipeline,
+    parse_weights,
+)
+from mmdiff_lab.text import UnknownWordError
+
+PROMPT = "a small red circle left of a large blue square"
+
+
+def tiny_pipeline(prediction_type: str = "epsilon", backbone: str = "transformer") -> TextToImagePipeline:
+    return tiny_t2i_pipeline(prediction_type, backbone)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline()
+
+
+def sample(pipe, prompt=PROMPT, seed=0, **kw):
+    kw = {"num_inference_steps": 6, "sampler": "ddim", "output_type": "pt", **kw}
+    return pipe(prompt, generator=torch.Generator().manual_seed(seed), **kw).images
+
+
+# ---- the denoiser -----------------------------------------------------------------------------
+
+
+def test_denoiser_shapes_and_zero_start():
+    model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=2, heads=2)
+    x, ctx = torch.randn(3, 3, 32, 32), torch.randn(3, 5, 24)
+    mask = torch.tensor([[1, 1, 1, 0, 0]] * 3)
+    out = model(x, torch.tensor([0, 500, 999]), encoder_hidden_states=ctx, encoder_attention_mask=mask).sample
+    assert out.shape == (3, 3, 32, 32)
+    assert torch.all(out == 0)  # adaLN-Zero: a fresh model predicts 0 (DiT, Sec. 3.2)
+
+
+def test_denoiser_ignores_padding_tokens():
+    torch.manual_seed(0)
+    model = make_denoiser("transformer", "tiny", 24)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x, ctx = torch.randn(1, 3, 32, 32), torch.randn(1, 5, 24)
+    mask = torch.tensor([[1, 1, 1, 0, 0]])
+    changed = ctx.clone()
+    changed[:, 3:] = 100.0
+    a = model(x, 10, encoder_hidden_states=ctx, encoder_attention_mask=mask).sample
+    b = model(x, 10, encoder_hidden_states=changed, encoder_attention_mask=mask).sample
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_attention_processors_apply_to_the_denoiser():
+    model = make_denoiser("transformer", "tiny", 24)
+    assert len(model.attn_processors) == 2  # self- and cross-attention of one block, as a diffusers UNet lists them
+    model.set_attn_processor(AttnProcessor())
+    assert all(isinstance(p, AttnProcessor) for p in model.attn_processors.values())
+
+
+def test_unet_is_about_the_size_of_our_denoiser():
+    ours = sum(p.numel() for p in make_denoiser("transformer", "lab", 96).parameters())
+    unet = sum(p.numel() for p in make_denoiser("unet", "lab", 96).parameters())
+    assert 0.8 < unet / ours < 1.25
+
+
+def test_unknown_backbone_or_preset():
+    with pytest.raises(ValueError, match="backbone 'cnn'"):
+        make_denoiser("cnn", "tiny", 24)
+    with pytest.raises(ValueError, match="preset 'huge'"):
+        make_denoiser("transformer", "huge", 24)
+
+
+# ---- samplers, seeds, files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", list(SCHEDULERS))
+def test_every_sampler_runs_records_and_repeats(pipe, sampler):
+    recorder = TrajectoryRecorder()
+    a = sample(pipe, sampler=sampler, callback_on_step_end=recorder)
+    b = sample(pipe, sampler=sampler)
+    assert a.shape == (1, 3, 32, 32) and torch.isfinite(a).all()
+    assert torch.equal(a, b)  # same seed, same settings: bit for bit
+    traj = recorder.trajectory
+    assert len(traj) == (11 if sampler == "heun" else 6)  # Heun calls the model twice per step but the first
+    assert traj.timesteps[0] == 999
+    for name in ("x_t", "x0_pred", "eps_pred", "guidance_delta"):
+        assert traj.stack(name).shape == (len(traj), 1, 3, 32, 32)
+
+
+def test_other_seed_other_image(pipe):
+    assert not torch.equal(sample(pipe, seed=0), sample(pipe, seed=1))
+
+
+def test_save_and_load_round_trip(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "p")
+    assert (tmp_path / "p" / "model_index.json").is_file()
+    again = load_pipeline(tmp_path / "p")
+    assert torch.equal(sample(pipe), sample(again))
+
+
+def test_load_pipeline_names_a_missing_folder(tmp_path):
+    from mmdiff_lab.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="model_index.json"):
+        load_pipeline(tmp_path)
+
+
+def test_recorded_predictions_are_consistent(pipe):
+    """x_t = sqrt(ab) x0_pred + sqrt(1 - ab) eps_pred at every step (DDPM Eq. 4 with the model's guesses)."""
+    recorder = TrajectoryRecorder()
+    sample(pipe, callback_on_step_end=recorder)
+    ab = pipe.scheduler.alphas_cumprod
+    for s in recorder.trajectory.steps:
+        a = ab[s.t]
+        assert torch.allclose(a.sqrt() * s.x0_pred + (1 - a).sqrt() * s.eps_pred, s.x_t, atol=1e-3)
+
+
+def test_v_prediction_pipeline_recovers_x0_and_eps():
+    vpipe = tiny_pipeline("v_prediction")
+    recorder = TrajectoryRecorder()
+    sample(vpipe, callback_on_step_end=recorder)
+    ab = vpipe.scheduler.alphas_cumprod
+    s = recorder.trajectory[2]
+    assert torch.allclose(ab[s.t].sqrt() * s.x0_pred + (1 - ab[s.t]).sqrt() * s.eps_pred, s.x_t, atol=1e-3)
+
+
+def test_the_unet_backbone_samples_through_the_same_pipeline():
+    upipe = tiny_pipeline(backbone="unet")
+    assert sample(upipe, num_inference_steps=2).shape == (1, 3, 32, 32)
+
+
+# ---- guidance --------------------------------------------------------------------------------
+
+
+def test_guidance_one_is_the_conditional_model(pipe):
+    recorder = TrajectoryRecorder()
+    sample(pipe, guidance_scale=1.0, callback_on_step_end=recorder)
+    assert recorder.trajectory.stack("guidance_delta").abs().max() == 0
+
+
+def test_guidance_interval_turns_guidance_off_outside_it(pipe):
+    recorder = TrajectoryRecorder()
+    sample(pipe, guidance_scale=4.0, guidance_interval=(0.3, 0.7), callback_on_step_end=recorder)
+    for s in recorder.trajectory.steps:
+        inside = 0.3 <= s.t / 999 <= 0.7
+        assert (s.extras["guidance_delta"].abs().max() > 0) == inside, s.t
+
+
+def test_guidance_follows_the_cfg_formula(pipe):
+    """eps_w = eps_u + w (eps_c - eps_u), so the recorded difference eps_w - eps_c scales with (w - 1)."""
+    deltas = {}
+    for w in (2.0, 3.0):
+        recorder = TrajectoryRecorder()
+        sample(pipe, guidance_scale=w, num_inference_steps=1, callback_on_step_end=recorder)
+        deltas[w] = recorder.trajectory[0].extras["guidance_delta"]
+    assert torch.allclose(deltas[3.0], 2 * deltas[2.0], atol=1e-5)
+
+
+# ---- stages, branching, weights --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "euler", "dpm++"])
+def test_a_stage_that_changes_nothing_changes_nothing(pipe, sampler):
+    a = sample(pipe, sampler=sampler)
+    b = sample(pipe, sampler=sampler, stages=[Stage(at=3, guidance_scale=3.0, sampler=sampler)])
+    assert torch.equal(a, b)
+
+
+def test_a_stage_switches_prompt_and_sampler_midway(pipe):
+    recorder = TrajectoryRecorder()
+    a = sample(pipe, callback_on_step_end=recorder)
+    staged = TrajectoryRecorder()
+    b = sample(pipe, stages=[Stage(at=3, prompt="a large green square on the right", sampler="euler")],
+               callback_on_step_end=staged)
+    assert not torch.equal(a, b)
+    for i in range(3):  # identical before the switch
+        assert torch.equal(recorder.trajectory[i].x_t, staged.trajectory[i].x_t)
+    assert staged.trajectory.timesteps == recorder.trajectory.timesteps
+
+
+def test_branching_from_a_recorded_step_reproduces_the_run(pipe):
+    """Starting from the recorded x_t at step k with the same settings continues the same path (DDIM is
+    deterministic and memoryless)."""
+    recorder = TrajectoryRecorder()
+    a = sample(pipe, callback_on_step_end=recorder)
+    k = 2
+    start = recorder.trajectory[k]
+    b = sample(pipe, latents=start.x_t, start_timestep=start.t)
+    assert torch.allclose(a, b, atol=1e-5)
+    c = sample(pipe, prompt="a large green square on the right", latents=start.x_t, start_timestep=start.t)
+    assert not torch.allclose(a, c, atol=1e-3)
+
+
+def test_parse_weights():
+    assert parse_weights("a (red:1.5) circle") == ("a red circle", [1.0, 1.5, 1.0])
+    assert parse_weights("(small red:0.5) circle") == ("small red circle", [0.5, 0.5, 1.0])
+    assert parse_weights("plain words") == ("plain words", [1.0, 1.0])
+    with pytest.raises(ValueError, match="weight"):
+        parse_weights("a (red circle")
+
+
+def test_token_weights_scale_token_states(pipe):
+    plain, mask = pipe.encode_prompt(["a small red circle on the left"])
+    weighted, _ = pipe.encode_prompt(["a small (red:2) circle on the left"])
+    assert torch.allclose(weighted[0, 3], 2 * plain[0, 3])  # <bos> a small red: red is token 3
+    assert torch.allclose(weighted[0, 2], plain[0, 2])
+
+
+def test_weighted_prompts_are_summed_as_guidance_directions(pipe):
+    one = sample(pipe, prompt={PROMPT: 1.0})
+    assert torch.equal(one, sample(pipe))  # a single prompt of weight 1 is the plain prompt
+    mixed = sample(pipe, prompt={PROMPT: 0.5, "a large green square on the right": 0.5})
+    assert not torch.equal(mixed, one)
+
+
+# ---- bad input: clear errors before any work -------------------------------------------------
+
+
+class CountingDenoiser(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls = inner, 0
+        self.config = inner.config
+
+    @property
+    def dtype(self):
+        return self.inner.dtype
+
+    def forward(self, *a, **k):
+        self.calls += 1
+        return self.inner(*a, **k)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(prompt="a small red cirlce on the left"), "cirlce.*circle"),
+    (dict(num_inference_steps=0), "num_inference_steps"),
+    (dict(num_inference_steps=-3), "num_inference_steps"),
+    (dict(guidance_scale=math.nan), "guidance_scale"),
+    (dict(guidance_scale=-1.0), "guidance_scale"),
+    (dict(guidance_interval=(0.5, 1.5)), "guidance_interval"),
+    (dict(guidance_interval=(0.8, 0.2)), "guidance_interval"),
+    (dict(sampler="lms"), "unknown sampler 'lms'"),
+    (dict(stages=[Stage(at=99)]), "outside the run"),
+    (dict(stages=[Stage(at=2, prompt="a red blob")]), "blob"),
+])
+def test_bad_input_fails_before_any_work(kwargs, match):
+    p = tiny_pipeline()
+    counter = CountingDenoiser(p.denoiser)
+    p.denoiser = counter
+    kwargs = {"prompt": PROMPT, **kwargs}
+    with pytest.raises((ValueError, UnknownWordError), match=match):
+        p(**kwargs)
+    assert counter.calls == 0
+
+
+def test_empty_prompt_is_unconditional_and_says_so(pipe):
+    with pytest.warns(UserWarning, match="unconditional"):
+        images = sample(pipe, prompt="")
+    assert images.shape == (1, 3, 32, 32)
+
+
+# ---- training --------------------------------------------------------------------------------
+
+
+def test_training_saves_a_pipeline_and_resumes_with_ema(tmp_path):
+    from mmdiff_lab.t2i import T2ITrainConfig, train_t2i
+
+    cfg = T2ITrainConfig(preset="tiny", steps=4, batch_size=8, pool_size=32, eval_every=0, checkpoint_every=2,
+                         warmup=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_t2i(cfg, tmp_path / "full")
+        whole = load_pipeline(tmp_path / "full")
+        half = T2ITrainConfig(**{**cfg.__dict__, "steps": 2})
+        train_t2i(half, tmp_path / "resumed")
+        state = json.loads((tmp_path / "resumed" / "state" / "state.json").read_text())
+        assert state["step"] == 2 and state["ema"]["optimization_step"] == 2
+        train_t2i(cfg, tmp_path / "resumed", resume=True)
+    resumed = load_pipeline(tmp_path / "resumed")
+    for a, b in zip(whole.denoiser.state_dict().values(), resumed.denoiser.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)  # the EMA weights an uninterrupted run saves
+    assert (tmp_path / "full" / "metrics.json").is_file()
+
+
+def test_two_cpu_processes_train_together(tmp_path):
+    """The distributed path: two CPU processes (gloo) under torchrun, as `accelerate launch` starts them."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "mmdiff_lab.cli", "train", "t2i", "--preset", "tiny", "--steps", "3", "--batch-size", "4",
+           "--pool-size", "32", "--eval-every", "0", "--checkpoint-every", "3", "--out", str(tmp_path / "run")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "training on 2 process(es), MULTI_CPU" in result.stdout
+    assert load_pipeline(tmp_path / "run").denoiser.config.width == 32
+
+
+# ---- the command line ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pipe") / "t2i"
+    tiny_pipeline().save_pretrained(folder)
+    return folder
+
+
+def test_sample_command_writes_a_grid(saved, tmp_path, capsys):
+    from PIL import Image
+
+    from mmdiff_lab.cli import main
+
+    out = tmp_path / "grid.png"
+    assert main(["sample", PROMPT, "--model", str(saved), "--steps", "3", "-n", "3", "--sampler", "euler",
+                 "--out", str(out)]) == 0
+    assert Image.open(out).size == (3 * 64, 64)  # 3 images of 32 px, shown at 2x
+    assert "euler" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["a small red cirlce on the left"], "cirlce"),
+    ([PROMPT, "--steps", "0"], "num_inference_steps"),
+    ([PROMPT, "--guidance", "nan"], "guidance_scale"),
+    ([PROMPT, "--interval", "0.5", "2"], "guidance_interval"),
+    ([PROMPT, "-n", "0"], "num-images"),
+])
+def test_sample_command_rejects_bad_input(saved, tmp_path, capsys, args, message):
+    from mmdiff_lab.cli import main
+
+    out = tmp_path / "grid.png"
+    assert main(["sample", *args, "--model", str(saved), "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
