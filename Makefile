@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8888
 PYTEST_ARGS ?=
+DIGITS_T2I_STEPS ?= 800
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmdiff-installed
@@ -47,7 +48,12 @@ pretrained: install
 	$(BIN)/mmdiff-lab train clip --world digits --steps 800 --out runs/clip-digits
 	$(BIN)/mmdiff-lab train prior --world shapes --clip runs/clip-shapes --out runs/prior-shapes
 	$(BIN)/mmdiff-lab train prior --world digits --clip runs/clip-digits --out runs/prior-digits
-	for name in clip-shapes clip-digits prior-shapes prior-digits; do $(BIN)/mmdiff-lab ship runs/$$name $$name; done
+	$(BIN)/mmdiff-lab train judge --out runs/judge-shapes
+	$(BIN)/mmdiff-lab train t2i --world shapes --clip runs/clip-shapes --judge runs/judge-shapes \
+	  --out runs/t2i-shapes
+	$(BIN)/mmdiff-lab train t2i --world digits --clip runs/clip-digits --steps $(DIGITS_T2I_STEPS) --out runs/t2i-digits
+	for name in clip-shapes clip-digits prior-shapes prior-digits judge-shapes t2i-shapes t2i-digits; do \
+	  $(BIN)/mmdiff-lab ship runs/$$name $$name; done
 
 clean-venv:
 	rm -rf $(VENV)
