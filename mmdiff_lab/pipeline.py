@@ -51,7 +51,9 @@ SCHEDULERS: dict[str, tuple[type, dict]] = {
     "ddim": (DDIMScheduler, {}),
     "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
     "euler": (EulerDiscreteScheduler, {}),
-    "heun": (HeunDiscreteScheduler, {}),
+    # Heun's second-order correction over the first step, from sigma ~ 2e4 (alpha_bar ~ 1e-8 at t = T - 1) to ~3,
+    # is ill-conditioned (its samples were noise here); it starts one spacing below T, as Stable Diffusion's config.
+    "heun": (HeunDiscreteScheduler, {"timestep_spacing": "leading", "steps_offset": 1}),
     "unipc": (UniPCMultistepScheduler, {}),
 }
 
