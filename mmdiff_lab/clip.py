@@ -141,13 +141,16 @@ def retrieval_figures(model: DualEncoder, pool: PairPool, groups: dict[str, Tens
     return out
 
 
-def digits_zero_shot(model: DualEncoder, tokenizer: Tokenizer) -> float:
-    """Zero-shot accuracy on the Digits test split (never trained on), prompts ensembled over templates."""
+def digits_zero_shot(model: DualEncoder, tokenizer: Tokenizer, pixels: Tensor | None = None,
+                     labels: Tensor | None = None) -> float:
+    """Zero-shot accuracy on the Digits test split (never trained on), or on the given images (N, 3, S, S) and
+    labels (N,) (generated digits, say); prompts ensembled over templates."""
     from .data.digits import NAMES, TEMPLATES
 
-    test = Digits(split="test")
-    pixels = torch.stack([image_to_tensor(test[i].image) for i in range(len(test))])
-    labels = torch.tensor([test[i].label for i in range(len(test))])
+    if pixels is None:
+        test = Digits(split="test")
+        pixels = torch.stack([image_to_tensor(test[i].image) for i in range(len(test))])
+        labels = torch.tensor([test[i].label for i in range(len(test))])
     classes = []
     for name in NAMES:
         tokens = tokenizer.encode([t.format(name=name) for t in TEMPLATES])
