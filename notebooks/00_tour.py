@@ -87,10 +87,31 @@ fig.suptitle("nearest images to 'a large blue circle at the top'")
 plt.show()
 
 # %% [markdown]
+# ## Lab 03 — text to image
+# A denoiser reads the text tower's token states through cross-attention and turns noise into the scene a
+# prompt describes, here for prompts whose colour-shape pairs it never saw in training:
+
+# %%
+import torch
+
+from mmdiff_lab.pipeline import load_pipeline
+
+t2i = load_pipeline("t2i-shapes")
+prompts = ["a large blue circle at the top", "a small red triangle left of a large green diamond",
+           "a small yellow square in the center", "a large orange diamond above a small purple circle"]
+images = t2i(prompts, generator=torch.Generator().manual_seed(SEED), output_type="np").images
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.6))
+for ax, image, prompt in zip(axes, images, prompts):
+    ax.imshow(image)
+    ax.set_title(prompt.replace(" left", "\nleft").replace(" above", "\nabove").replace(" in", "\nin")
+                 .replace(" at", "\nat"), fontsize=7)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
 # ## The labs to come
 # | lab | what you will do |
 # | --- | --- |
-# | 03 text to image | step, rewind and branch a denoising run; guidance, samplers, staged and weighted sampling |
 # | 04 attention and attribution | per-word cross-attention maps scored against true masks; captum attributions |
 # | 05 image to text | watch a caption unmask step by step; retrieval by denoising error |
 # | 06 efficiency and augmentation | few-step GAN + diffusion; steps against quality; augmenting a small dataset |

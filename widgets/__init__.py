@@ -11,6 +11,8 @@ _VIEWS = {
     "ForwardNoisingExplorer": "forward",
     "EmbeddingAlignment": "alignment_logic",
     "EmbeddingAlignmentExplorer": "alignment",
+    "DenoisingStepping": "denoising_logic",
+    "DenoisingStepper": "denoising",
 }
 __all__ = list(_VIEWS)
 

@@ -1,0 +1,63 @@
+"""Lab 03's denoising stepper in a real browser: Run records a trajectory, the back button steps through it,
+and a branch from the current step shows beside the run."""
+
+import json
+import urllib.request
+
+import nbformat
+import pytest
+
+from .conftest import SCREENSHOTS
+
+pytestmark = pytest.mark.browser
+
+CODE = "from mmdiff_lab.widgets import DenoisingStepper\n\nDenoisingStepper(steps=8, seed=1)"
+
+
+def _put_notebook(base: str, token: str, name: str) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CODE)])
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    body = json.dumps({"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(nb))}).encode()
+    req = urllib.request.Request(f"{base}/api/contents/{name}?token={token}", data=body, method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 201)
+
+
+def test_stepper_runs_steps_back_and_branches(lab, page):
+    base, token = lab
+    _put_notebook(base, token, "stepper_check.ipynb")
+    page.goto(f"{base}/lab/tree/stepper_check.ipynb?token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+    stepper = page.locator(".mmdiff-denoising-stepper")
+    stepper.wait_for(state="visible", timeout=120_000)
+    assert page.get_by_text("Error displaying widget").count() == 0
+    stepper.get_by_role("button", name="Run").click()
+    status = stepper.locator(".widget-html-content", has_text="step ").first
+    status.wait_for(timeout=60_000)
+    page.wait_for_function("(el) => el.innerText.includes('step 8/8')", arg=status.element_handle(), timeout=60_000)
+    panels = stepper.locator(".widget-image").first
+    before = panels.get_attribute("src")
+    assert before and before.startswith("data:image/png")
+
+    stepper.get_by_role("button", name="◀ back").click()
+    page.wait_for_function("(el) => el.innerText.includes('step 7/8')", arg=status.element_handle(), timeout=20_000)
+    page.wait_for_function("([el, src]) => el.getAttribute('src') !== src", arg=[panels.element_handle(), before],
+                           timeout=20_000)
+
+    branch_prompt = stepper.locator("input[type=text]").nth(1)
+    branch_prompt.fill("a large green square on the right")
+    branch_prompt.press("Enter")
+    stepper.get_by_role("button", name="Branch here").click()
+    page.wait_for_function("(el) => el.innerText.includes('branch at step 7')", arg=status.element_handle(),
+                           timeout=60_000)
+    assert "a large green square on the right" in status.inner_text()
+    assert page.get_by_text("Error displaying widget").count() == 0
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    stepper.scroll_into_view_if_needed()
+    stepper.screenshot(path=str(SCREENSHOTS / "lab03_denoising_stepper.png"))
