@@ -42,6 +42,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
 from .data.base import tensor_to_image
+from .denoiser import TextToImageDenoiser  # noqa: F401  diffusers loads a component only from an imported module
+from .encoders import DualEncoder  # noqa: F401
 from .text import Tokenizer
 from .trajectory import Trajectory
 

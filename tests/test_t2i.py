@@ -114,6 +114,17 @@ def test_save_and_load_round_trip(pipe, tmp_path):
     assert torch.equal(sample(pipe), sample(again))
 
 
+def test_a_fresh_process_loads_the_shipped_pipeline():
+    """diffusers loads a component class only from a module already imported: load_pipeline must see to it."""
+    import subprocess
+    import sys
+
+    code = "from mmdiff_lab.pipeline import load_pipeline; print(type(load_pipeline('t2i-shapes').denoiser).__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "TextToImageDenoiser"
+
+
 def test_load_pipeline_names_a_missing_folder(tmp_path):
     from mmdiff_lab.checkpoint import CheckpointError
 

@@ -61,6 +61,8 @@ class DenoisingStepper(W.VBox):
         for widget, trait in [(self.panels, "panels_png"), (self.branch_panels, "branch_png"), (self.finals, "final_png")]:
             dlink((s, trait), (widget, "value"))
         self.status, self.error = W.HTML(), W.HTML()
+        self.status.add_class("mmdiff-stepper-status")
+        self.panels.add_class("mmdiff-stepper-panels")
         dlink((s, "status"), (self.status, "value"), lambda text: f"<code>{text}</code>")
         dlink((s, "error"), (self.error, "value"), error_html)
 

@@ -19,7 +19,7 @@ from mmdiff_lab.text import UnknownWordError
 
 from .plots import labelled_strip, png, signed_to_uint8
 
-PANELS = ("x_t", "predicted x₀", "predicted ε", "guidance Δε")
+PANELS = ("x_t", "predicted x0", "predicted eps", "guidance delta eps")  # PIL's default font is ASCII
 SCALE = 3  # 32 px images are shown at 96 px
 
 
