@@ -7,14 +7,7 @@ from collections.abc import Callable
 import torch
 from diffusers import DDIMScheduler
 
-from . import report, unanswered
-
-
-def _call(fn: Callable, *args):
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, "unanswered"
+from . import attempt, report, unanswered
 
 
 def check_ddim_step(fn: Callable | None) -> bool:
@@ -30,7 +23,7 @@ def check_ddim_step(fn: Callable | None) -> bool:
         t_prev = t - 100
         ab_t = sched.alphas_cumprod[t]
         ab_prev = sched.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)
-        got, status = _call(fn, x_t, eps, ab_t, ab_prev)
+        got, status = attempt(fn, x_t, eps, ab_t, ab_prev)
         if status:
             return unanswered(name)
         want = sched.step(eps, t, x_t).prev_sample
@@ -53,7 +46,7 @@ def check_cfg(fn: Callable | None) -> bool:
     g = torch.Generator().manual_seed(4)
     for w in (0.0, 1.0, 3.0, 7.5):
         u, c = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 4, 4, generator=g)
-        got, status = _call(fn, u, c, w)
+        got, status = attempt(fn, u, c, w)
         if status:
             return unanswered(name)
         want = u + w * (c - u)
@@ -77,7 +70,7 @@ def check_x0_from_v(fn: Callable | None) -> bool:
         a = torch.tensor(ab)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
         v = a.sqrt() * eps - (1 - a).sqrt() * x0
-        got, status = _call(fn, x_t, v, a)
+        got, status = attempt(fn, x_t, v, a)
         if status:
             return unanswered(name)
         if not isinstance(got, torch.Tensor) or not torch.allclose(got, x0, atol=1e-4):
