@@ -2,9 +2,10 @@
 that reads the frozen text tower's token states through cross-attention (as Stable Diffusion reads CLIP's,
 and PixArt-alpha, Chen et al., 2023, puts cross-attention inside DiT blocks).
 
-    x_t (B, 3, S, S) -> patches (B, N, D) + 2D sin-cos positions
+    x_t (B, 3, S, S) -> [x_t, stem(x_t)] (B, 3 + C_stem, S, S) = skip     (two 3x3 convolutions, full resolution)
+    skip -> patches (B, N, D) + 2D sin-cos positions
         -> [adaLN(c) self-attention -> cross-attention(text token states) -> adaLN(c) MLP] x depth
-        -> adaLN(c) -> linear -> unpatchify (B, F, S, S) -> two 3x3 convolutions -> v or eps (B, 3, S, S)
+        -> adaLN(c) -> linear -> unpatchify (B, F, S, S) -> [., skip] -> two 3x3 convolutions -> v or eps (B, 3, S, S)
     c (B, D) = MLP(sinusoid(t)) + MLP(text state at <eos>)     (the pooled text joins the timestep, as in SDXL)
 
 Attention is diffusers' ``Attention`` (via ``blocks``), so attention processors, such as lab 04's recorder,
@@ -32,7 +33,9 @@ from .prior import timestep_embedding
 PRESETS: dict[str, dict] = {
     "tiny": dict(width=32, depth=1, heads=2, patch_size=8),
     # 4x4-pixel patches: 64 tokens, fine enough for a small shape's outline (radius 3.5 px).
-    "lab": dict(width=128, depth=4, heads=4, patch_size=4),
+    # A 16-channel full-resolution stem skipping to the output: shapes drawn at 0.28 after 800 steps, against 0.02
+    # without it. Exact GELU: the same function as DiT's tanh form to 1e-3, and a third of its time on CPU.
+    "lab": dict(width=128, depth=4, heads=4, patch_size=4, stem_channels=16, gelu_approximate="none"),
 }
 
 
@@ -53,7 +56,7 @@ class DiTBlock(nn.Module):
     every block starts as the identity.
     """
 
-    def __init__(self, dim: int, heads: int, context_dim: int, mlp_ratio: float = 4.0):
+    def __init__(self, dim: int, heads: int, context_dim: int, mlp_ratio: float = 4.0, gelu_approximate: str = "tanh"):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn1 = Attention(dim, heads=heads, dim_head=dim // heads, bias=True)
@@ -61,7 +64,8 @@ class DiTBlock(nn.Module):
         self.attn2 = Attention(dim, cross_attention_dim=context_dim, heads=heads, dim_head=dim // heads, bias=True)
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate=gelu_approximate),
+                                 nn.Linear(hidden, dim))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
         nn.init.zeros_(self.ada[1].weight)
         nn.init.zeros_(self.ada[1].bias)
@@ -106,22 +110,31 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, context_dim: int, image_size: int = 32, in_channels: int = 3, patch_size: int = 4,
-                 width: int = 128, depth: int = 4, heads: int = 4, refine_channels: int = 16):
+                 width: int = 128, depth: int = 4, heads: int = 4, refine_channels: int = 16, stem_channels: int = 0,
+                 gelu_approximate: str = "tanh"):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"patch_size {patch_size} must divide image_size {image_size}")
-        self.patchify = nn.Conv2d(in_channels, width, patch_size, stride=patch_size)  # (B, D, S/p, S/p)
+        # An optional full-resolution stem: x_t with its features feeds the patches and skips to the refining
+        # convolutions (a UNet's long skip, as U-ViT, Bao et al., 2023), so an edge visible in x_t need not pass
+        # through a token. x_t itself is kept: an eps or v guess at low noise needs its exact pixel values.
+        self.stem = (nn.Sequential(nn.Conv2d(in_channels, stem_channels, 3, padding=1), nn.GELU(),
+                                   nn.Conv2d(stem_channels, stem_channels, 3, padding=1), nn.GELU())
+                     if stem_channels else None)
+        skip_channels = in_channels + stem_channels if stem_channels else 0
+        self.patchify = nn.Conv2d(skip_channels or in_channels, width, patch_size, stride=patch_size)  # (B, D, S/p, S/p)
         side = image_size // patch_size
         self.register_buffer("pos", sincos_2d(side, width)[None], persistent=False)  # (1, N, D), fixed as in DiT
         self.time_mlp = nn.Sequential(nn.Linear(256, width), nn.SiLU(), nn.Linear(width, width))
         self.text_mlp = nn.Sequential(nn.Linear(context_dim, width), nn.SiLU(), nn.Linear(width, width))
-        self.blocks = nn.ModuleList(DiTBlock(width, heads, context_dim) for _ in range(depth))
+        self.blocks = nn.ModuleList(DiTBlock(width, heads, context_dim, gelu_approximate=gelu_approximate)
+                                    for _ in range(depth))
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.out = nn.Linear(width, patch_size * patch_size * refine_channels)
         # A patch's pixels come from one token; two 3x3 convolutions at full resolution let neighbouring patches
         # agree on an edge that crosses them (without them, shapes came out as loose 4x4 blocks).
-        self.refine = nn.Sequential(nn.Conv2d(refine_channels, refine_channels, 3, padding=1), nn.GELU(),
+        self.refine = nn.Sequential(nn.Conv2d(refine_channels + skip_channels, refine_channels, 3, padding=1), nn.GELU(),
                                     nn.Conv2d(refine_channels, in_channels, 3, padding=1))
         for layer in (self.ada_out[1], self.refine[2]):  # adaLN-Zero: the model starts by predicting 0
             nn.init.zeros_(layer.weight)
@@ -138,7 +151,8 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
         eos = encoder_attention_mask.sum(1).long() - 1  # (B,) the last real token, where the text tower pools
         pooled = encoder_hidden_states[torch.arange(B, device=sample.device), eos]  # (B, C_text)
         c = self.time_mlp(timestep_embedding(t, 256)) + self.text_mlp(pooled)  # (B, D): adaLN's condition
-        x = self.patchify(sample).flatten(2).transpose(1, 2) + self.pos  # (B, N, D)
+        skip = torch.cat([sample, self.stem(sample)], dim=1) if self.stem is not None else sample  # (B, C + C_stem, S, S)
+        x = self.patchify(skip).flatten(2).transpose(1, 2) + self.pos  # (B, N, D)
         bias = padding_bias(encoder_attention_mask, x.dtype)
         for block in self.blocks:
             x = block(x, c, encoder_hidden_states, bias)
@@ -146,6 +160,8 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
         x = self.out(modulate(self.norm_out(x), shift, scale))  # (B, N, p*p*F)
         h, F = S // p, self.config.refine_channels
         x = x.view(B, h, h, p, p, F).permute(0, 5, 1, 3, 2, 4).reshape(B, F, S, S)  # unpatchify: (B, F, S, S)
+        if self.stem is not None:
+            x = torch.cat([x, skip], dim=1)  # (B, F + C + C_stem, S, S)
         x = self.refine(x)  # (B, C, S, S)
         return DenoiserOutput(sample=x) if return_dict else (x,)
 

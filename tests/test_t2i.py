@@ -42,13 +42,43 @@ def sample(pipe, prompt=PROMPT, seed=0, **kw):
 # ---- the denoiser -----------------------------------------------------------------------------
 
 
-def test_denoiser_shapes_and_zero_start():
-    model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=2, heads=2)
+@pytest.mark.parametrize("stem_channels", [0, 8])
+def test_denoiser_shapes_and_zero_start(stem_channels):
+    model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=2, heads=2, stem_channels=stem_channels)
     x, ctx = torch.randn(3, 3, 32, 32), torch.randn(3, 5, 24)
     mask = torch.tensor([[1, 1, 1, 0, 0]] * 3)
     out = model(x, torch.tensor([0, 500, 999]), encoder_hidden_states=ctx, encoder_attention_mask=mask).sample
     assert out.shape == (3, 3, 32, 32)
     assert torch.all(out == 0)  # adaLN-Zero: a fresh model predicts 0 (DiT, Sec. 3.2)
+
+
+def test_the_stem_hands_x_t_itself_to_the_output_convolutions():
+    """The skip carries x_t's exact pixels beside the stem's features: a low-noise eps or v guess needs them."""
+    torch.manual_seed(0)
+    model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=1, heads=2, stem_channels=8)
+    assert model.refine[0].in_channels == model.config.refine_channels + 3 + 8
+    with torch.no_grad():
+        model.refine[2].weight.normal_()
+        for block in model.blocks:  # silence the transformer: only the skip reaches the output
+            block.ada[1].weight.zero_()
+        model.out.weight.zero_()
+        model.out.bias.zero_()
+        model.stem[2].weight.zero_()
+        model.stem[2].bias.zero_()
+    x, ctx = torch.randn(1, 3, 32, 32), torch.randn(1, 5, 24)
+    y = x.clone()
+    y[0, :, 16, 16] += 1.0
+    a, b = (model(v, 10, encoder_hidden_states=ctx).sample for v in (x, y))
+    changed = (a - b).abs().sum(1)[0] > 0
+    assert changed[15:18, 15:18].any() and not changed[:12].any()  # a local change stays local through the skip
+
+
+def test_old_denoiser_configs_build_the_old_architecture():
+    """Checkpoints saved before the stem existed load unchanged: no stem, DiT's tanh GELU."""
+    model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=1, heads=2)
+    assert model.stem is None and model.patchify.in_channels == 3
+    assert model.blocks[0].mlp[1].approximate == "tanh"
+    assert make_denoiser("transformer", "lab", 24).stem is not None
 
 
 def test_denoiser_ignores_padding_tokens():
