@@ -33,8 +33,8 @@ from .prior import timestep_embedding
 PRESETS: dict[str, dict] = {
     "tiny": dict(width=32, depth=1, heads=2, patch_size=8),
     # 4x4-pixel patches: 64 tokens, fine enough for a small shape's outline (radius 3.5 px).
-    # A 16-channel full-resolution stem skipping to the output: shapes drawn at 0.28 after 800 steps, against 0.02
-    # without it. Exact GELU: the same function as DiT's tanh form to 1e-3, and a third of its time on CPU.
+    # A 16-channel full-resolution stem skipping to the output: held-out prompts drawn right 0.34 of the time at
+    # step 800 of the shipped recipe, against 0.20 without it. Exact GELU: DiT's tanh form to 1e-3, cheaper on CPU.
     "lab": dict(width=128, depth=4, heads=4, patch_size=4, stem_channels=16, gelu_approximate="none"),
 }
 
