@@ -106,6 +106,8 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
         patch_size: side of one patch; N = (image_size / patch_size)^2 tokens.
         width, depth, heads: of the transformer.
         refine_channels: features per pixel handed from the patches to the full-resolution refining convolutions.
+        stem_channels: width of the full-resolution stem (0: none, the patches read x_t directly).
+        gelu_approximate: the MLPs' GELU, "tanh" (DiT's form) or "none" (exact).
     """
 
     @register_to_config
