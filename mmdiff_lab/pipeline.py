@@ -277,7 +277,7 @@ class TextToImagePipeline(DiffusionPipeline):
         scale = s.guidance_scale if guide else 1.0
         return uncond + scale * direction, uncond + direction
 
-    def _x0_eps(self, x_t: Tensor, out: Tensor, t: int) -> tuple[Tensor, Tensor]:
+    def x0_eps(self, x_t: Tensor, out: Tensor, t: int) -> tuple[Tensor, Tensor]:
         """Predicted x_0 and noise from the model output at VP-form x_t (DDPM Eq. 15; Salimans & Ho, 2022 for v)."""
         a = self.scheduler.alphas_cumprod[int(t)].to(x_t.dtype)
         if self.scheduler.config.prediction_type == "v_prediction":
@@ -289,7 +289,7 @@ class TextToImagePipeline(DiffusionPipeline):
         Nichol, 2021), re-expressed as eps or v. Near t = T, where sqrt(alpha_bar) ~ 1e-4, an eps-model's x_0 guess
         is its error times 1e4; clipping keeps every sampler stable there."""
         a = self.scheduler.alphas_cumprod[int(t)].to(x_t.dtype)
-        x0 = self._x0_eps(x_t, out, t)[0].clamp(-1, 1)
+        x0 = self.x0_eps(x_t, out, t)[0].clamp(-1, 1)
         eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
         return a.sqrt() * eps - (1 - a).sqrt() * x0 if self.scheduler.config.prediction_type == "v_prediction" else eps
 
@@ -403,12 +403,12 @@ class TextToImagePipeline(DiffusionPipeline):
             guide = lo <= int(t) / (T - 1) <= hi
             out, cond_out = self._guided(x_in, t, settings, guide)
             if callback_on_step_end is not None:  # what guidance changed in the noise guess
-                delta = self._x0_eps(x_in, out, int(t))[1] - self._x0_eps(x_in, cond_out, int(t))[1]
+                delta = self.x0_eps(x_in, out, int(t))[1] - self.x0_eps(x_in, cond_out, int(t))[1]
             if clip_x0:
                 out = self._clip_x0(x_in, out, int(t))
             x = sched.step(out, t, x, **step_kwargs).prev_sample
             if callback_on_step_end is not None:
-                x0_pred, eps_pred = self._x0_eps(x_in, out, int(t))
+                x0_pred, eps_pred = self.x0_eps(x_in, out, int(t))
                 values = {"latents": x, "x_t": x_in, "x0_pred": x0_pred, "eps_pred": eps_pred,
                           "guidance_delta": delta}
                 returned = callback_on_step_end(self, step, t, {k: values[k] for k in tensor_inputs}) or {}
