@@ -114,12 +114,13 @@ def t2i(n: int = 200) -> list[Figure]:
     """The shipped text-to-image model judged on held-out ShapesWorld prompts (DPM-Solver++, 20 steps, w = 3)."""
     from .metrics.judge import load_judge, true_render_accuracy
     from .pipeline import load_pipeline
-    from .t2i import shapes_faithfulness
+    from .t2i import shapes_faithfulness, x0_error_vs_ideal
 
     judge = load_judge(pretrained.path("judge-shapes"))
     figures = [Figure("judge.shapes.true_render_accuracy", true_render_accuracy(judge), (">=", 0.99),
                       "objects in 2,000 fresh true renders (both splits) read right in slot, colour, shape and size")]
-    f = shapes_faithfulness(load_pipeline("t2i-shapes"), judge, n=n)
+    pipe = load_pipeline("t2i-shapes")
+    f = shapes_faithfulness(pipe, judge, n=n)
     how = f"{n} held-out prompts (a colour-shape pair never trained on), DPM-Solver++ 20 steps, w = 3, judged"
     figures += [Figure("t2i.shapes.single_object_accuracy", f["single.all"], (">=", 0.95), how + "; all attributes"),
                 Figure("t2i.shapes.two_object_accuracy", f["two.all"], (">=", 0.70), how + "; both objects and relation")]
@@ -127,6 +128,12 @@ def t2i(n: int = 200) -> list[Figure]:
         figures.append(Figure(f"t2i.shapes.single_{key}", f[f"single.{key}"], None, "one-object prompts"))
     for key in ("counting", "attribute_binding", "relation"):
         figures.append(Figure(f"t2i.shapes.two_{key}", f[f"two.{key}"], None, "two-object prompts"))
+    # Where the model falls short: its x_0 guess against the best any denoiser can make (metrics.ideal).
+    for t, (model_mse, ideal_mse) in x0_error_vs_ideal(pipe).items():
+        figures += [Figure(f"t2i.shapes.x0_mse_t{t}", model_mse, None, f"model's x_0 guess from x_t at t = {t}, "
+                           "64 held-out one-object prompts, mean squared error in [-1, 1] units"),
+                    Figure(f"t2i.shapes.ideal_x0_mse_t{t}", ideal_mse, None, "anchor: the ideal denoiser (the caption's "
+                           "9 renders weighed by Bayes' rule), same images and noise")]
     figures += _t2i_digits()
     return figures
 

@@ -105,6 +105,30 @@ def shapes_faithfulness(pipe: TextToImagePipeline, judge, n: int = 200, steps: i
     return figures
 
 
+@torch.no_grad()
+def x0_error_vs_ideal(pipe: TextToImagePipeline, timesteps=(300, 500, 700, 900), n: int = 64,
+                      seed: int = 0) -> dict[int, tuple[float, float]]:
+    """{t: (model's x_0 mean squared error, the ideal denoiser's)} on n held-out one-object scenes noised to t.
+
+    The model's guess is clipped to [-1, 1], as the samplers use it; see ``metrics.ideal`` for the ideal one.
+    """
+    from .metrics.ideal import ideal_x0, renders
+
+    prompts, scenes = heldout_scenes(1, n)
+    candidates = torch.stack([renders(s) for s in scenes])  # (n, 9, 3, S, S); the true x_0 is one of them
+    g = torch.Generator().manual_seed(seed)
+    x0 = candidates[torch.arange(n), torch.randint(candidates.shape[1], (n,), generator=g)]  # (n, 3, S, S)
+    states, mask = pipe.encode_prompt(prompts)
+    errors = {}
+    for t in timesteps:
+        ab = pipe.scheduler.alphas_cumprod[t]
+        x_t = q_sample(x0, t, pipe.scheduler.alphas_cumprod, torch.randn(x0.shape, generator=g))
+        out = pipe.denoiser(x_t, torch.full((n,), t), encoder_hidden_states=states, encoder_attention_mask=mask).sample
+        guess = pipe.x0_eps(x_t, out, t)[0].clamp(-1, 1)
+        errors[t] = (F.mse_loss(guess, x0).item(), F.mse_loss(ideal_x0(x_t, ab, candidates), x0).item())
+    return errors
+
+
 def save_grid(images: Tensor, path: Path, columns: int = 8) -> None:
     """(N, 3, S, S) in [-1, 1] -> one PNG grid, upscaled 2x."""
     from PIL import Image
