@@ -118,14 +118,16 @@ def x0_error_vs_ideal(pipe: TextToImagePipeline, timesteps=(300, 500, 700, 900),
     candidates = torch.stack([renders(s) for s in scenes])  # (n, 9, 3, S, S); the true x_0 is one of them
     g = torch.Generator().manual_seed(seed)
     x0 = candidates[torch.arange(n), torch.randint(candidates.shape[1], (n,), generator=g)]  # (n, 3, S, S)
+    noise = {t: torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed * 1000 + t)) for t in timesteps}
+    candidates, x0 = candidates.to(pipe.device), x0.to(pipe.device)
     states, mask = pipe.encode_prompt(prompts)
-    errors = {}
+    alpha_bar, errors = pipe.scheduler.alphas_cumprod.to(pipe.device), {}
     for t in timesteps:
-        ab = pipe.scheduler.alphas_cumprod[t]
-        x_t = q_sample(x0, t, pipe.scheduler.alphas_cumprod, torch.randn(x0.shape, generator=g))
-        out = pipe.denoiser(x_t, torch.full((n,), t), encoder_hidden_states=states, encoder_attention_mask=mask).sample
+        x_t = q_sample(x0, t, alpha_bar, noise[t].to(pipe.device))
+        out = pipe.denoiser(x_t, torch.full((n,), t, device=pipe.device), encoder_hidden_states=states,
+                            encoder_attention_mask=mask).sample
         guess = pipe.x0_eps(x_t, out, t)[0].clamp(-1, 1)
-        errors[t] = (F.mse_loss(guess, x0).item(), F.mse_loss(ideal_x0(x_t, ab, candidates), x0).item())
+        errors[t] = (F.mse_loss(guess, x0).item(), F.mse_loss(ideal_x0(x_t, alpha_bar[t], candidates), x0).item())
     return errors
 
 
