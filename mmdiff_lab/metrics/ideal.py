@@ -2,7 +2,7 @@
 
 A caption fixes every attribute of a scene except each object's jitter of up to 1 px, so given the caption,
 x_0 is one of K = 9^n renders c_k (n objects), all equally likely. Bayes' rule over them gives the posterior
-mean exactly (the ideal denoiser of a finite set, Karras et al., 2022, Eq. 57):
+mean exactly (the ideal denoiser of a finite data set, as in EDM, Karras et al., 2022):
 
     w_k = softmax_k( -|| x_t - sqrt(ab_t) c_k ||^2 / (2 (1 - ab_t)) ),      x0_ideal = sum_k w_k c_k
 
