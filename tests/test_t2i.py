@@ -42,9 +42,10 @@ def sample(pipe, prompt=PROMPT, seed=0, **kw):
 # ---- the denoiser -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stem_channels", [0, 8])
-def test_denoiser_shapes_and_zero_start(stem_channels):
-    model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=2, heads=2, stem_channels=stem_channels)
+@pytest.mark.parametrize("stem_channels, conv_film", [(0, False), (8, False), (8, True), (0, True)])
+def test_denoiser_shapes_and_zero_start(stem_channels, conv_film):
+    model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=2, heads=2, stem_channels=stem_channels,
+                                conv_film=conv_film)
     x, ctx = torch.randn(3, 3, 32, 32), torch.randn(3, 5, 24)
     mask = torch.tensor([[1, 1, 1, 0, 0]] * 3)
     out = model(x, torch.tensor([0, 500, 999]), encoder_hidden_states=ctx, encoder_attention_mask=mask).sample
@@ -73,12 +74,35 @@ def test_the_stem_hands_x_t_itself_to_the_output_convolutions():
     assert changed[15:18, 15:18].any() and not changed[:12].any()  # a local change stays local through the skip
 
 
+def test_conv_film_lets_the_noise_level_scale_the_skip():
+    """With FiLM, how much of x_t's pixels the output convolutions pass on depends on t; without it, only the
+    transformer path could make it depend on t."""
+    torch.manual_seed(0)
+    outputs = {}
+    for film in (False, True):
+        torch.manual_seed(0)
+        model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=1, heads=2, stem_channels=8,
+                                    conv_film=film)
+        with torch.no_grad():
+            model.refine[2].weight.normal_()
+            model.out.weight.zero_()  # silence the transformer path: only the skip reaches the output
+            model.out.bias.zero_()
+            if film:
+                model.refine_film[1].weight.normal_()
+        x, ctx = torch.randn(1, 3, 32, 32), torch.randn(1, 5, 24)
+        outputs[film] = [model(x, t, encoder_hidden_states=ctx).sample for t in (10, 900)]
+    assert torch.equal(*outputs[False])  # t never reaches the convolutions
+    assert not torch.allclose(*outputs[True])
+
+
 def test_old_denoiser_configs_build_the_old_architecture():
-    """Checkpoints saved before the stem existed load unchanged: no stem, DiT's tanh GELU."""
+    """Checkpoints saved before the stem and FiLM existed load unchanged: no stem, no FiLM, DiT's tanh GELU."""
     model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=1, heads=2)
     assert model.stem is None and model.patchify.in_channels == 3
+    assert model.stem_film is None and model.refine_film is None
     assert model.blocks[0].mlp[1].approximate == "tanh"
-    assert make_denoiser("transformer", "lab", 24).stem is not None
+    lab = make_denoiser("transformer", "lab", 24)
+    assert lab.stem is not None and lab.refine_film is not None and lab.stem_film is not None
 
 
 def test_denoiser_ignores_padding_tokens():
