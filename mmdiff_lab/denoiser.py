@@ -36,7 +36,8 @@ PRESETS: dict[str, dict] = {
     # 4x4-pixel patches: 64 tokens, fine enough for a small shape's outline (radius 3.5 px).
     # A 16-channel full-resolution stem skipping to the output: held-out prompts drawn right 0.34 of the time at
     # step 800 of the shipped recipe, against 0.20 without it. Exact GELU: DiT's tanh form to 1e-3, cheaper on CPU.
-    # FiLM of those convolutions by c: 0.55 at step 1600 of the shipped recipe, against 0.31 without it.
+    # FiLM of those convolutions by c, so they pass x_t on by a noise-level-dependent amount: 0.785 of 200 held-out
+    # prompts drawn right after the shipped recipe, against 0.355 without it.
     "lab": dict(width=128, depth=4, heads=4, patch_size=4, stem_channels=16, gelu_approximate="none", conv_film=True),
 }
 
