@@ -164,8 +164,9 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
         eos = encoder_attention_mask.sum(1).long() - 1  # (B,) the last real token, where the text tower pools
         pooled = encoder_hidden_states[torch.arange(B, device=sample.device), eos]  # (B, C_text)
         c = self.time_mlp(timestep_embedding(t, 256)) + self.text_mlp(pooled)  # (B, D): adaLN's condition
-        skip = torch.cat([sample, self._conv(self.stem, self.stem_film, sample, c)], dim=1) if self.stem is not None \
-            else sample  # (B, C + C_stem, S, S)
+        skip = sample  # (B, C, S, S), or with the stem's features (B, C + C_stem, S, S)
+        if self.stem is not None:
+            skip = torch.cat([sample, self._conv(self.stem, self.stem_film, sample, c)], dim=1)
         x = self.patchify(skip).flatten(2).transpose(1, 2) + self.pos  # (B, N, D)
         bias = padding_bias(encoder_attention_mask, x.dtype)
         for block in self.blocks:
