@@ -89,17 +89,18 @@ def t2i() -> list[Figure]:
 
     from . import pretrained
     from .clip import heldout_pool, load_clip
-    from .denoiser import make_denoiser
+    from .denoiser import make_denoiser, text_context
 
     clip_model, tok = load_clip(pretrained.path("clip-shapes"))
     pool = heldout_pool(tok, 64)
     with torch.no_grad():
-        states = clip_model.encode_text(pool.input_ids, pool.attention_mask).token_states
+        text = clip_model.encode_text(pool.input_ids, pool.attention_mask)
     rates, sizes = {}, {}
     for backbone in ("transformer", "unet"):
         torch.manual_seed(0)
         model = make_denoiser(backbone, "lab", clip_model.config.width)
         sizes[backbone] = sum(p.numel() for p in model.parameters())
+        states = text_context(model, text)  # what this backbone reads: (B, L, C) or (B, L, 2C)
         rates[backbone] = _train_images_per_second(model, pool.pixels, states, pool.attention_mask)
     figures = [
         Figure("t2i.train_images_per_s", rates["transformer"], None,
@@ -125,7 +126,7 @@ def t2i() -> list[Figure]:
     @torch.no_grad()
     def bare():
         tokens = tok.encode(prompts + [""])
-        ctx = pipe.text_encoder.encode_text(tokens["input_ids"], tokens["attention_mask"]).token_states
+        ctx = text_context(pipe.denoiser, pipe.text_encoder.encode_text(tokens["input_ids"], tokens["attention_mask"]))
         ctx2 = torch.cat([ctx[:16], ctx[16:].expand(16, -1, -1)])
         mask2 = torch.cat([tokens["attention_mask"][:16], tokens["attention_mask"][16:].expand(16, -1)])
         sched = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")

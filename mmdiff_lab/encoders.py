@@ -40,6 +40,7 @@ class ImageOutput:
 @dataclass
 class TextOutput:
     token_states: Tensor  # (B, L, D) one state per token
+    word_states: Tensor  # (B, L, D) the tower's input: word + position embeddings, before any token sees another
     attention_mask: Tensor  # (B, L) 1 on real tokens
     pooled: Tensor  # (B, D), the state at <eos>
     embeds: Tensor  # (B, E), unit norm
@@ -99,16 +100,17 @@ class TextTower(nn.Module):
         self.blocks = nn.ModuleList(TransformerBlock(width, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """ids (B, L), mask (B, L) -> token states (B, L, D), pooled (B, D) at the last real token (<eos>)."""
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """ids (B, L), mask (B, L) -> token states (B, L, D), pooled (B, D) at the last real token (<eos>), and the
+        word + position embeddings (B, L, D) the blocks started from."""
         B, L = input_ids.shape
-        x = self.tok(input_ids) + self.pos[:, :L]
+        x = words = self.tok(input_ids) + self.pos[:, :L]
         bias = padding_bias(attention_mask, x.dtype)
         for block in self.blocks:
             x = block(x, bias=bias)
         x = self.norm(x)
         eos = attention_mask.sum(1) - 1  # (B,) index of <eos>
-        return x, x[torch.arange(B), eos]
+        return x, x[torch.arange(B), eos], words
 
 
 class DualEncoder(ModelMixin, ConfigMixin):
@@ -148,8 +150,8 @@ class DualEncoder(ModelMixin, ConfigMixin):
 
     def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> TextOutput:
         """input_ids, attention_mask (B, L) from the Tokenizer."""
-        states, pooled = self.text_tower(input_ids, attention_mask)
-        return TextOutput(states, attention_mask, pooled, F.normalize(self.text_proj(pooled), dim=-1))
+        states, pooled, words = self.text_tower(input_ids, attention_mask)
+        return TextOutput(states, words, attention_mask, pooled, F.normalize(self.text_proj(pooled), dim=-1))
 
     def get_logits(self, image_embeds: Tensor, text_embeds: Tensor) -> tuple[Tensor, Tensor]:
         """Scaled cosine similarities: logits_per_image (B_img, B_txt) and its transpose."""

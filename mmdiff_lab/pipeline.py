@@ -42,7 +42,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
 from .data.base import tensor_to_image
-from .denoiser import TextToImageDenoiser  # noqa: F401  diffusers loads a component only from an imported module
+from .denoiser import TextToImageDenoiser, text_context  # noqa: F401  (diffusers loads components from imported modules)
 from .encoders import DualEncoder  # noqa: F401
 from .text import Tokenizer
 from .trajectory import Trajectory
@@ -229,7 +229,7 @@ class TextToImagePipeline(DiffusionPipeline):
         texts, weights = zip(*(parse_weights(p) for p in prompts), strict=True)
         tokens = self.tokenizer.encode(list(texts))
         ids, mask = tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
-        states = self.text_encoder.encode_text(ids, mask).token_states  # (B, L, C)
+        states = text_context(self.denoiser, self.text_encoder.encode_text(ids, mask))  # (B, L, C) or (B, L, 2C)
         scale = torch.ones(ids.shape, dtype=states.dtype, device=self.device)
         for b, w in enumerate(weights):
             scale[b, 1 : 1 + len(w)] = torch.tensor(w[: ids.shape[1] - 2], dtype=states.dtype)  # after <bos>

@@ -25,7 +25,7 @@ from torch import Tensor
 from . import pretrained
 from .clip import HELDOUT_SEED, load_clip, make_pool, training_examples
 from .data import ShapesWorld
-from .denoiser import make_denoiser
+from .denoiser import make_denoiser, text_context
 from .pipeline import TextToImagePipeline, training_scheduler
 from .schedules import q_sample
 from .training import TrainConfig, fit
@@ -157,6 +157,7 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
     torch.manual_seed(cfg.seed)
     image_size = pool.pixels.shape[-1]
     model = make_denoiser(cfg.backbone, cfg.preset, clip_model.config.width, image_size)
+    denoiser = model  # `loss` receives it wrapped by Accelerate; its config says which text states it reads
     scheduler = training_scheduler(cfg.prediction_type)
     alpha_bar = scheduler.alphas_cumprod
     ema = EMAModel(model.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4)
@@ -176,7 +177,7 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
         """DDPM's simple loss (Ho et al., 2020, Eq. 14) on eps, or on v = sqrt(ab) eps - sqrt(1 - ab) x_0."""
         x0, ids, mask, t, noise = data
         with torch.no_grad():
-            states = clip_model.encode_text(ids, mask).token_states  # (B, L, C), frozen
+            states = text_context(denoiser, clip_model.encode_text(ids, mask))  # (B, L, C) or (B, L, 2C), frozen
         ab = alpha_bar.to(x0.device)
         x_t = q_sample(x0, t, ab, noise)
         pred = model(x_t, t, encoder_hidden_states=states, encoder_attention_mask=mask).sample

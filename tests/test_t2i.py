@@ -11,7 +11,9 @@ import torch
 from conftest import tiny_t2i_pipeline
 from diffusers.models.attention_processor import AttnProcessor
 
-from mmdiff_lab.denoiser import TextToImageDenoiser, make_denoiser
+from mmdiff_lab import pretrained
+from mmdiff_lab.clip import load_clip
+from mmdiff_lab.denoiser import TextToImageDenoiser, make_denoiser, text_context
 from mmdiff_lab.pipeline import (
     SCHEDULERS,
     Stage,
@@ -100,8 +102,47 @@ def test_old_denoiser_configs_build_the_old_architecture():
     assert model.stem is None and model.patchify.in_channels == 3
     assert model.stem_film is None and model.refine_film is None
     assert model.blocks[0].mlp[1].approximate == "tanh"
+    assert model.config.text_states == "final" and model.text_mlp is not None
     lab = make_denoiser("transformer", "lab", 24)
     assert lab.stem is not None and lab.refine_film is not None and lab.stem_film is not None
+
+
+def test_words_and_final_states_side_by_side():
+    """words+final: each token's context is its word + position embedding, which the other words leave alone,
+    beside the tower's final state, which they change; "final" is the final states alone, as for the UNet."""
+    clip, tok = load_clip(pretrained.path("clip-shapes"))
+    red, blue = (clip.encode_text(**tok.encode([f"a large {c} square in the center"])) for c in ("red", "blue"))
+    C = clip.config.width
+    small = dict(context_dim=C, patch_size=8, width=32, depth=1, heads=2)
+    both = TextToImageDenoiser(**small, text_states="words+final")
+    assert torch.equal(text_context(TextToImageDenoiser(**small), red), red.token_states)
+    assert torch.equal(text_context(make_denoiser("unet", "tiny", C), red), red.token_states)
+    ctx_red, ctx_blue = text_context(both, red), text_context(both, blue)
+    assert ctx_red.shape == (1, red.token_states.shape[1], 2 * C)
+    square = 4  # <bos> a large red square
+    assert torch.equal(ctx_red[0, square, :C], ctx_blue[0, square, :C])  # the word is named the same
+    assert not torch.allclose(ctx_red[0, square, C:], ctx_blue[0, square, C:])  # its final state heard the colour
+    out = both(torch.randn(1, 3, 32, 32), 10, encoder_hidden_states=ctx_red, encoder_attention_mask=red.attention_mask)
+    assert out.sample.shape == (1, 3, 32, 32)
+
+
+def test_without_pooled_text_adaln_hears_only_the_timestep():
+    """With cross-attention silenced, the text can reach the image only through adaLN's pooled text: then two
+    prompts give the same output without it (PixArt-alpha's c) and different ones with it (SDXL's)."""
+    outputs = {}
+    for pooled in (False, True):
+        torch.manual_seed(0)
+        model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=1, heads=2, pooled_text=pooled)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+            for block in model.blocks:
+                block.attn2.to_out[0].weight.zero_()
+                block.attn2.to_out[0].bias.zero_()
+        x, a, b = torch.randn(1, 3, 32, 32), torch.randn(1, 5, 24), torch.randn(1, 5, 24)
+        outputs[pooled] = [model(x, 10, encoder_hidden_states=ctx).sample for ctx in (a, b)]
+    assert torch.equal(*outputs[False])
+    assert not torch.allclose(*outputs[True])
 
 
 def test_denoiser_ignores_padding_tokens():
@@ -110,7 +151,7 @@ def test_denoiser_ignores_padding_tokens():
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    x, ctx = torch.randn(1, 3, 32, 32), torch.randn(1, 5, 24)
+    x, ctx = torch.randn(1, 3, 32, 32), torch.randn(1, 5, 2 * 24)  # words + final states
     mask = torch.tensor([[1, 1, 1, 0, 0]])
     changed = ctx.clone()
     changed[:, 3:] = 100.0
@@ -137,6 +178,8 @@ def test_unknown_backbone_or_preset():
         make_denoiser("cnn", "tiny", 24)
     with pytest.raises(ValueError, match="preset 'huge'"):
         make_denoiser("transformer", "huge", 24)
+    with pytest.raises(ValueError, match="text_states 'pooled'.*words\\+final"):
+        TextToImageDenoiser(context_dim=24, text_states="pooled")
 
 
 # ---- samplers, seeds, files ---------------------------------------------------------------------
