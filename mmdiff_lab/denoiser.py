@@ -40,7 +40,11 @@ PRESETS: dict[str, dict] = {
     # step 800 of the shipped recipe, against 0.20 without it. Exact GELU: DiT's tanh form to 1e-3, cheaper on CPU.
     # FiLM of those convolutions by c, so they pass x_t on by a noise-level-dependent amount: 0.785 of 200 held-out
     # prompts drawn right after the shipped recipe, against 0.355 without it.
-    "lab": dict(width=128, depth=4, heads=4, patch_size=4, stem_channels=16, gelu_approximate="none", conv_film=True),
+    # The text through cross-attention alone (as PixArt-alpha), reading each word's embedding beside its final
+    # state: held-out prompts drawn right 0.845 (one object) and 0.615 (two) after the shipped recipe, against
+    # 0.785 and 0.445 with the final states alone and the pooled text in adaLN.
+    "lab": dict(width=128, depth=4, heads=4, patch_size=4, stem_channels=16, gelu_approximate="none", conv_film=True,
+                text_states="words+final", pooled_text=False),
 }
 
 #: What the cross-attention reads: the text tower's final token states, or its word embeddings beside them.

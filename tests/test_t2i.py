@@ -105,6 +105,7 @@ def test_old_denoiser_configs_build_the_old_architecture():
     assert model.config.text_states == "final" and model.text_mlp is not None
     lab = make_denoiser("transformer", "lab", 24)
     assert lab.stem is not None and lab.refine_film is not None and lab.stem_film is not None
+    assert lab.config.text_states == "words+final" and lab.text_mlp is None
 
 
 def test_words_and_final_states_side_by_side():
