@@ -19,8 +19,8 @@
 # Lab 01 destroyed images with noise; lab 02 taught a text tower what the words look like. Here a denoiser
 # learns to *undo* the noise while reading the text tower's token states through cross-attention, as Stable
 # Diffusion reads CLIP's (beside each word's own embedding: in the tower's last layer a colour-shape pair never
-# trained on blurs towards trained ones, see `mmdiff_lab.denoiser.text_context`). Then we take the sampling loop apart: the update rules, guidance, samplers, and
-# switching any of them half-way through a run.
+# trained on blurs towards trained ones, see `mmdiff_lab.denoiser.text_context`). Then we take the sampling loop
+# apart: the update rules, guidance, samplers, and switching any of them half-way through a run.
 #
 # **Learning goals.** After this lab you can
 # 1. write the DDPM and DDIM updates and check them against diffusers;
