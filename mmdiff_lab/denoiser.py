@@ -47,8 +47,8 @@ PRESETS: dict[str, dict] = {
                 text_states="words+final", pooled_text=False),
 }
 
-#: What the cross-attention reads: the text tower's final token states, or its word embeddings beside them.
-TEXT_STATES = ("final", "words+final")
+#: What the cross-attention reads: the text tower's final token states, its word embeddings, or both side by side.
+TEXT_STATES = ("final", "words", "words+final")
 
 
 @dataclass
@@ -117,14 +117,15 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
         image_size, in_channels: of the images, (in_channels, image_size, image_size).
         patch_size: side of one patch; N = (image_size / patch_size)^2 tokens.
         width, depth, heads: of the transformer.
+        mlp_ratio: each block's MLP hidden width as a multiple of ``width`` (DiT's 4).
         refine_channels: features per pixel handed from the patches to the full-resolution refining convolutions.
         stem_channels: width of the full-resolution stem (0: none, the patches read x_t directly).
         gelu_approximate: the MLPs' GELU, "tanh" (DiT's form) or "none" (exact).
         conv_film: the full-resolution convolutions' hidden features are shifted and scaled by c (FiLM, Perez et
             al., 2018, as adaLN does for the patches), so they can pass x_t's pixels on by a noise-level-dependent
             amount; zero-initialised, so the model starts as without it.
-        text_states: "final" (the text tower's output, as Stable Diffusion reads CLIP's) or "words+final" (its
-            word + position embeddings beside the final states, (B, L, 2C); see ``text_context``).
+        text_states: "final" (the text tower's output, as Stable Diffusion reads CLIP's), "words" (its input, the
+            word + position embeddings) or "words+final" (both side by side, (B, L, 2C)); see ``text_context``.
         pooled_text: add the pooled text (the final state at <eos>) to adaLN's condition c, as SDXL; without it
             c is the timestep alone and the text comes only through cross-attention, as PixArt-alpha.
     """
@@ -133,12 +134,14 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
     def __init__(self, context_dim: int, image_size: int = 32, in_channels: int = 3, patch_size: int = 4,
                  width: int = 128, depth: int = 4, heads: int = 4, refine_channels: int = 16, stem_channels: int = 0,
                  gelu_approximate: str = "tanh", conv_film: bool = False, text_states: str = "final",
-                 pooled_text: bool = True):
+                 pooled_text: bool = True, mlp_ratio: float = 4.0):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"patch_size {patch_size} must divide image_size {image_size}")
         if text_states not in TEXT_STATES:
             raise ValueError(f"unknown text_states {text_states!r}; choose one of: {', '.join(TEXT_STATES)}")
+        if pooled_text and "final" not in text_states.split("+"):
+            raise ValueError(f"pooled_text reads the final state at <eos>; text_states {text_states!r} has none")
         # An optional full-resolution stem: x_t with its features feeds the patches and skips to the refining
         # convolutions (a UNet's long skip, as U-ViT, Bao et al., 2023), so an edge visible in x_t need not pass
         # through a token. x_t itself is kept: an eps or v guess at low noise needs its exact pixel values.
@@ -153,7 +156,7 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
         self.text_mlp = (nn.Sequential(nn.Linear(context_dim, width), nn.SiLU(), nn.Linear(width, width))
                          if pooled_text else None)
         read_dim = context_dim * len(text_states.split("+"))  # width of what the cross-attention reads
-        self.blocks = nn.ModuleList(DiTBlock(width, heads, read_dim, gelu_approximate=gelu_approximate)
+        self.blocks = nn.ModuleList(DiTBlock(width, heads, read_dim, mlp_ratio, gelu_approximate)
                                     for _ in range(depth))
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
@@ -226,15 +229,14 @@ def unet(context_dim: int, image_size: int = 32, in_channels: int = 3, preset: s
 
 
 def text_context(denoiser: nn.Module, text: TextOutput) -> Tensor:
-    """What ``denoiser`` reads through cross-attention: the text tower's final token states (B, L, C), or, for a
-    denoiser built with text_states="words+final", the word embeddings beside them (B, L, 2C).
+    """What ``denoiser`` reads through cross-attention: the text tower's final token states (B, L, C), its word
+    embeddings (B, L, C) for text_states="words", or both side by side (B, L, 2C) for "words+final".
 
     The final states of held-out colour-shape pairs blur towards trained ones (a linear probe reads a lone held-out
     object's shape from its word's final state 0.87 of the time); the word embeddings name every word exactly.
     """
-    if getattr(denoiser.config, "text_states", "final") == "words+final":
-        return torch.cat([text.word_states, text.token_states], dim=-1)
-    return text.token_states
+    states = {"final": text.token_states, "words": text.word_states}
+    return torch.cat([states[name] for name in getattr(denoiser.config, "text_states", "final").split("+")], dim=-1)
 
 
 BACKBONES = ("transformer", "unet")

@@ -34,17 +34,22 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup: int = 100  # steps of linear warm-up before cosine decay
     checkpoint_every: int = 250  # training state for --resume
-    time_budget_s: float = 0.0  # end training after this many seconds (0: run all steps); for equal-time benchmarks
+    time_budget_s: float = 0.0  # end training and its cosine after this many seconds (0: all steps); equal-time runs
     snapshot_every: int = 0  # weights-only snapshots to watch training (0: none)
     eval_every: int = 250
     seed: int = 0
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to 1, then cosine decay to 0 at cfg.steps (Loshchilov & Hutter, 2017)."""
+def lr_factor(step: int, cfg: TrainConfig, seconds: float = 0.0) -> float:
+    """Linear warm-up to 1, then cosine decay to 0 at cfg.steps (Loshchilov & Hutter, 2017), or, with a time
+    budget, at cfg.time_budget_s: ``seconds`` trained so far, so the decay ends with the budget however fast the
+    steps run."""
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.time_budget_s:
+        progress = seconds / cfg.time_budget_s
+    else:
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -110,7 +115,7 @@ def fit(
     try:
         for step in bar:
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(step, cfg)
+                group["lr"] = cfg.lr * lr_factor(step, cfg, time.perf_counter() - t0)
             data = tuple(x.to(accelerator.device) for x in batch(step, accelerator.process_index))
             value = loss(model, data)
             optimizer.zero_grad(set_to_none=True)

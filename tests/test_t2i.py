@@ -103,6 +103,8 @@ def test_old_denoiser_configs_build_the_old_architecture():
     assert model.stem_film is None and model.refine_film is None
     assert model.blocks[0].mlp[1].approximate == "tanh"
     assert model.config.text_states == "final" and model.text_mlp is not None
+    assert model.blocks[0].mlp[0].out_features == 4 * 32  # DiT's MLP ratio
+    assert TextToImageDenoiser(context_dim=24, width=32, depth=1, heads=2, mlp_ratio=2).blocks[0].mlp[0].out_features == 64
     lab = make_denoiser("transformer", "lab", 24)
     assert lab.stem is not None and lab.refine_film is not None and lab.stem_film is not None
     assert lab.config.text_states == "words+final" and lab.text_mlp is None
@@ -110,7 +112,8 @@ def test_old_denoiser_configs_build_the_old_architecture():
 
 def test_words_and_final_states_side_by_side():
     """words+final: each token's context is its word + position embedding, which the other words leave alone,
-    beside the tower's final state, which they change; "final" is the final states alone, as for the UNet."""
+    beside the tower's final state, which they change; "final" is the final states alone, as for the UNet, and
+    "words" the word embeddings alone."""
     clip, tok = load_clip(pretrained.path("clip-shapes"))
     red, blue = (clip.encode_text(**tok.encode([f"a large {c} square in the center"])) for c in ("red", "blue"))
     C = clip.config.width
@@ -118,6 +121,8 @@ def test_words_and_final_states_side_by_side():
     both = TextToImageDenoiser(**small, text_states="words+final")
     assert torch.equal(text_context(TextToImageDenoiser(**small), red), red.token_states)
     assert torch.equal(text_context(make_denoiser("unet", "tiny", C), red), red.token_states)
+    assert torch.equal(text_context(TextToImageDenoiser(**small, text_states="words", pooled_text=False), red),
+                       red.word_states)
     ctx_red, ctx_blue = text_context(both, red), text_context(both, blue)
     assert ctx_red.shape == (1, red.token_states.shape[1], 2 * C)
     square = 4  # <bos> a large red square
@@ -181,6 +186,8 @@ def test_unknown_backbone_or_preset():
         make_denoiser("transformer", "huge", 24)
     with pytest.raises(ValueError, match="text_states 'pooled'.*words\\+final"):
         TextToImageDenoiser(context_dim=24, text_states="pooled")
+    with pytest.raises(ValueError, match="pooled_text.*'words' has none"):
+        TextToImageDenoiser(context_dim=24, text_states="words")  # pooled_text needs the final states
 
 
 # ---- samplers, seeds, files ---------------------------------------------------------------------

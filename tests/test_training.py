@@ -36,6 +36,23 @@ def test_lr_schedule():
     cfg = TrainConfig(steps=100, warmup=10)
     assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
     assert lr_factor(99, cfg) < 0.01 and lr_factor(55, cfg) == pytest.approx(0.5, abs=0.02)
+    timed = TrainConfig(steps=10**6, warmup=10, time_budget_s=60)  # the cosine follows the clock, not the steps
+    assert lr_factor(5, timed, 1.0) == pytest.approx(0.6)
+    assert lr_factor(50, timed, 30.0) == pytest.approx(0.5) and lr_factor(50, timed, 59.9) < 0.01
+
+
+def test_a_time_budget_ends_the_run_and_its_cosine(tmp_path):
+    """An equal-time run (the bench's race) stops at its budget, however many steps it was allowed, and each
+    step's learning rate is the cosine at the time the step began (between the clock at the last step's end and
+    at its own)."""
+    cfg = TrainConfig(steps=10**6, warmup=1, time_budget_s=3.0, checkpoint_every=0, eval_every=0, lr=1e-3)
+    model, batch, loss = _setup()
+    history = fit(model, batch, loss, cfg, tmp_path)
+    seconds = [h["seconds"] for h in history]
+    assert seconds[-1] >= 3.0 and (len(seconds) == 1 or seconds[-2] < 3.0) and history[-1]["step"] < 10**6
+    for before, h in zip(history, history[1:]):
+        step = h["step"] - 1
+        assert lr_factor(step, cfg, h["seconds"]) <= h["lr"] / cfg.lr <= lr_factor(step, cfg, before["seconds"])
 
 
 def test_interrupted_run_resumes_exactly(tmp_path):
