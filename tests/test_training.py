@@ -50,7 +50,7 @@ def test_a_time_budget_ends_the_run_and_its_cosine(tmp_path):
     history = fit(model, batch, loss, cfg, tmp_path)
     seconds = [h["seconds"] for h in history]
     assert seconds[-1] >= 3.0 and (len(seconds) == 1 or seconds[-2] < 3.0) and history[-1]["step"] < 10**6
-    for before, h in zip(history, history[1:]):
+    for before, h in zip(history[:-1], history[1:], strict=True):
         step = h["step"] - 1
         assert lr_factor(step, cfg, h["seconds"]) <= h["lr"] / cfg.lr <= lr_factor(step, cfg, before["seconds"])
 
