@@ -109,7 +109,10 @@ def fit(
     out.mkdir(parents=True, exist_ok=True)
     model.train()
     t0 = time.perf_counter() - elapsed
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=desc,
+    total = cfg.steps
+    if cfg.time_budget_s:  # the clock ends the run: the bar counts steps and shows no end (inf: unknown to tqdm)
+        total, desc = float("inf"), f"{desc} ({cfg.time_budget_s / 60:g} min budget)"
+    bar = tqdm(range(start, cfg.steps), initial=start, total=total, desc=desc,
                disable=not accelerator.is_local_main_process)
     step = start
     try:
