@@ -8,7 +8,7 @@ and PixArt-alpha, Chen et al., 2023, puts cross-attention inside DiT blocks).
         -> adaLN(c) -> linear -> unpatchify (B, F, S, S) -> [., skip] -> two 3x3 convolutions -> v or eps (B, 3, S, S)
     c (B, D) = MLP(sinusoid(t)) [+ MLP(text state at <eos>)]   (the pooled text joins the timestep, as in SDXL)
     with conv_film, c also shifts and scales the first layer of the stem and of the two output convolutions
-    text token states: the tower's final states (B, L, C), or with its word embeddings beside them (B, L, 2C)
+    text token states: the tower's final states or its word embeddings (B, L, C), or both side by side (B, L, 2C)
 
 Attention is diffusers' ``Attention`` (via ``blocks``), so attention processors, such as lab 04's recorder,
 apply to it exactly as to a diffusers UNet. ``unet`` builds the Stable Diffusion-shaped alternative,
