@@ -23,7 +23,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention import AttentionMixin
-from diffusers.models.attention_processor import Attention
+from diffusers.models.attention_processor import Attention, AttnProcessor
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import Tensor, nn
@@ -70,10 +70,14 @@ class DiTBlock(nn.Module):
 
     def __init__(self, dim: int, heads: int, context_dim: int, mlp_ratio: float = 4.0, gelu_approximate: str = "tanh"):
         super().__init__()
+        # diffusers' plain AttnProcessor (baddbmm, softmax, bmm) rather than its default SDPA one: over 64 patches
+        # and 14 text tokens it took 0.89 of SDPA's time per sampling forward and 0.92 per training step here.
+        # (The UNet's longer sequences run faster under SDPA, which it keeps.)
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.attn1 = Attention(dim, heads=heads, dim_head=dim // heads, bias=True)
+        self.attn1 = Attention(dim, heads=heads, dim_head=dim // heads, bias=True, processor=AttnProcessor())
         self.norm2 = nn.LayerNorm(dim)
-        self.attn2 = Attention(dim, cross_attention_dim=context_dim, heads=heads, dim_head=dim // heads, bias=True)
+        self.attn2 = Attention(dim, cross_attention_dim=context_dim, heads=heads, dim_head=dim // heads, bias=True,
+                               processor=AttnProcessor())
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate=gelu_approximate),

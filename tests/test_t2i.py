@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 from conftest import tiny_t2i_pipeline
-from diffusers.models.attention_processor import AttnProcessor
+from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
 from mmdiff_lab import pretrained
 from mmdiff_lab.clip import load_clip
@@ -169,8 +169,15 @@ def test_denoiser_ignores_padding_tokens():
 def test_attention_processors_apply_to_the_denoiser():
     model = make_denoiser("transformer", "tiny", 24)
     assert len(model.attn_processors) == 2  # self- and cross-attention of one block, as a diffusers UNet lists them
-    model.set_attn_processor(AttnProcessor())
-    assert all(isinstance(p, AttnProcessor) for p in model.attn_processors.values())
+    assert all(type(p) is AttnProcessor for p in model.attn_processors.values())  # the faster one here
+    for p in model.parameters():  # out of adaLN-Zero's start, so the attention shows in the output
+        p.data.normal_(0, 0.2)
+    x, states, mask = torch.randn(2, 3, 32, 32), torch.randn(2, 5, 48), torch.tensor([[1, 1, 1, 0, 0]] * 2)
+    plain = model(x, 10, encoder_hidden_states=states, encoder_attention_mask=mask).sample
+    model.set_attn_processor(AttnProcessor2_0())
+    assert all(isinstance(p, AttnProcessor2_0) for p in model.attn_processors.values())
+    sdpa = model(x, 10, encoder_hidden_states=states, encoder_attention_mask=mask).sample
+    assert plain.abs().max() > 0.1 and torch.allclose(plain, sdpa, atol=1e-4)  # the same attention, computed two ways
 
 
 def test_unet_is_about_the_size_of_our_denoiser():
