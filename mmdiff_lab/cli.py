@@ -26,6 +26,8 @@ def _train_parser(sub) -> None:
                                   "t2i: folder or shipped name (default: the shipped clip-WORLD)")
     p.add_argument("--backbone", choices=["transformer", "unet"], help="t2i: our DiT (default) or diffusers' UNet")
     p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], help="t2i: what the denoiser predicts")
+    p.add_argument("--object-weight", type=float, help="t2i: extra loss weight on object pixels (default 0: "
+                                                        "DDPM's plain loss; 4 learns faster early)")
     p.add_argument("--judge", help="t2i on shapes: judge folder or shipped name to score samples while training "
                                    "(default: the shipped judge-shapes when present)")
     p.add_argument("--steps", type=int, help="optimisation steps")
@@ -58,7 +60,8 @@ def _train(args) -> int:
     if args.model == "t2i":
         from .t2i import T2ITrainConfig, train_t2i
 
-        extra = {"backbone": args.backbone, "prediction_type": args.prediction_type, "clip": args.clip}
+        extra = {"backbone": args.backbone, "prediction_type": args.prediction_type, "clip": args.clip,
+                 "object_weight": args.object_weight}
         overrides.update({k: v for k, v in extra.items() if v is not None})
         judge = _judge(args.judge) if args.world == "shapes" else None
         backbone = overrides.get("backbone", "transformer")

@@ -2,6 +2,7 @@
 
     world -> images x_0 and captions -> frozen text tower -> token states (dropped to "" 10% of the time)
     x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps  ->  denoiser(x_t, t, states)  ->  || eps or v - pred ||^2
+    (optionally each pixel's error weighed more on the objects than on the black background: ``object_weight``)
 
 The result is a ``TextToImagePipeline`` folder (denoiser = EMA weights, text encoder, tokenizer, scheduler).
 While it trains, a grid of samples for fixed prompts is saved every ``eval_every`` steps, and on ShapesWorld
@@ -47,9 +48,21 @@ class T2ITrainConfig(TrainConfig):
     warmup: int = 200
     pool_size: int = 30_000  # scenes rendered once before training
     cond_drop: float = 0.1  # share of captions replaced by "" so the model also learns eps(x_t) (CFG)
+    # Extra loss weight on object pixels (and a 1-pixel rim) over the black background, which is most of an image.
+    # At 4, held-out prompts were drawn right 0.78 (one object) and 0.41 (two) at step 1,200 of this recipe, against
+    # 0.39 and 0.20 without; but 0.805 and 0.49 at its end, against 0.845 and 0.615: it learns faster, not better.
+    object_weight: float = 0.0
     ema_decay: float = 0.999
     eval_every: int = 400  # sample grid (and judge scores on ShapesWorld)
     checkpoint_every: int = 250
+
+
+def object_pixels(x0: Tensor, rim: int = 1) -> Tensor:
+    """(B, 3, S, S) in [-1, 1] -> (B, 1, S, S) 1 on pixels brighter than a black background and within ``rim``
+    pixels of one, so that a shape drawn too large is also weighed (on a background that is not black, every
+    pixel is lit and the weighed loss is the plain one)."""
+    lit = (x0 > -0.95).any(dim=1, keepdim=True).float()
+    return F.max_pool2d(lit, 2 * rim + 1, stride=1, padding=rim)
 
 
 def clip_folder(cfg: T2ITrainConfig) -> Path:
@@ -174,7 +187,8 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
         return pool.pixels[idx], ids, mask, t, noise
 
     def loss(model, data) -> Tensor:
-        """DDPM's simple loss (Ho et al., 2020, Eq. 14) on eps, or on v = sqrt(ab) eps - sqrt(1 - ab) x_0."""
+        """DDPM's simple loss (Ho et al., 2020, Eq. 14) on eps, or on v = sqrt(ab) eps - sqrt(1 - ab) x_0, with
+        each pixel weighed 1 + object_weight on objects and 1 on the background (weights normalised to mean 1)."""
         x0, ids, mask, t, noise = data
         with torch.no_grad():
             states = text_context(denoiser, clip_model.encode_text(ids, mask))  # (B, L, C) or (B, L, 2C), frozen
@@ -186,7 +200,10 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
             target = a.sqrt() * noise - (1 - a).sqrt() * x0
         else:
             target = noise
-        return F.mse_loss(pred, target)
+        if not cfg.object_weight:
+            return F.mse_loss(pred, target)
+        w = 1 + cfg.object_weight * object_pixels(x0)  # (B, 1, S, S)
+        return (w * (pred - target) ** 2).mean() / w.mean()
 
     prompts = watch_prompts(cfg.world)
 

@@ -424,6 +424,33 @@ def test_training_saves_a_pipeline_and_resumes_with_ema(tmp_path):
     assert (tmp_path / "full" / "metrics.json").is_file()
 
 
+def test_object_pixels_are_the_lit_pixels_and_their_rim():
+    from mmdiff_lab.t2i import object_pixels
+
+    x0 = -torch.ones(2, 3, 8, 8)
+    x0[0, 2, 3, 4] = 0.5  # one blue pixel in image 0; image 1 is all background
+    w = object_pixels(x0)
+    assert w.shape == (2, 1, 8, 8) and w[1].sum() == 0
+    assert w[0, 0, 2:5, 3:6].eq(1).all() and w[0].sum() == 9  # the pixel and its 1-pixel rim
+
+
+def test_object_weight_weighs_the_objects_pixels_more(tmp_path):
+    from mmdiff_lab.t2i import T2ITrainConfig, train_t2i
+
+    cfg = T2ITrainConfig(preset="tiny", steps=1, batch_size=8, pool_size=32, eval_every=0, checkpoint_every=0,
+                         warmup=1)
+    losses = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for weight in (0.0, 4.0):
+            _, history = train_t2i(T2ITrainConfig(**{**cfg.__dict__, "object_weight": weight}), tmp_path / str(weight))
+            losses[weight] = history[0]["loss"]
+    # adaLN-Zero: the first prediction is 0, so the loss is the mean of v^2 = (sqrt(ab) eps - sqrt(1 - ab) x_0)^2,
+    # whose mean is ab + (1 - ab) x_0^2: 1 on the black background (x_0 = -1), less on a coloured object, whose
+    # channels lie between -1 and 1. Weighing the objects more must lower it.
+    assert cfg.object_weight == 0 and 0 < losses[4.0] < losses[0.0]
+
+
 def test_two_cpu_processes_train_together(tmp_path):
     """The distributed path: two CPU processes (gloo) under torchrun, as `accelerate launch` starts them."""
     import os
@@ -433,11 +460,13 @@ def test_two_cpu_processes_train_together(tmp_path):
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "mmdiff_lab.cli", "train", "t2i", "--preset", "tiny", "--steps", "3", "--batch-size", "4",
-           "--pool-size", "32", "--eval-every", "0", "--checkpoint-every", "3", "--out", str(tmp_path / "run")]
+           "--pool-size", "32", "--eval-every", "0", "--checkpoint-every", "3", "--object-weight", "2",
+           "--out", str(tmp_path / "run")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training on 2 process(es), MULTI_CPU" in result.stdout
     assert load_pipeline(tmp_path / "run").denoiser.config.width == 32
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["object_weight"] == 2
 
 
 # ---- the command line ------------------------------------------------------------------------
