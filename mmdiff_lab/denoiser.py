@@ -17,6 +17,7 @@ apply to it exactly as to a diffusers UNet. ``unet`` builds the Stable Diffusion
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -92,6 +93,13 @@ class DiTBlock(nn.Module):
         x = x + gate1 * self.attn1(modulate(self.norm1(x), shift1, scale1))
         x = x + self.attn2(self.norm2(x), encoder_hidden_states=context, attention_mask=context_bias)
         return x + gate3 * self.mlp(modulate(self.norm3(x), shift3, scale3))
+
+
+def unpatchify(x: Tensor, p: int) -> Tensor:
+    """(B, N, p*p*F) features per patch, in (row, column, feature) order -> (B, F, S, S) pixels, stored channels-last."""
+    B, N, D = x.shape
+    h, F = math.isqrt(N), D // (p * p)
+    return x.view(B, h, h, p, p, F).permute(0, 1, 3, 2, 4, 5).reshape(B, h * p, h * p, F).permute(0, 3, 1, 2)
 
 
 def sincos_2d(side: int, dim: int) -> Tensor:
@@ -182,7 +190,7 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
                 encoder_attention_mask: Tensor | None = None, return_dict: bool = True) -> DenoiserOutput | tuple:
         """sample x_t (B, C, S, S); timestep (B,) or scalar; text states (B, L, C_text), from ``text_context``, with
         mask (B, L), 1 on tokens."""
-        B, C, S, _ = sample.shape
+        B = sample.shape[0]
         p = self.config.patch_size
         t = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(B)
         if encoder_attention_mask is None:
@@ -192,6 +200,9 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
             eos = encoder_attention_mask.sum(1).long() - 1  # (B,) the last real token, where the text tower pools
             final = encoder_hidden_states[..., -self.config.context_dim :]  # (B, L, C_text), the final states
             c = c + self.text_mlp(final[torch.arange(B, device=sample.device), eos])
+        # Pixels stored channels-last (NHWC), where oneDNN's convolutions run faster: 16 prompts x 20 steps took 0.90
+        # of the time, a training step 0.96 (interleaved runs, 2 cores). The UNet gained nothing from it here.
+        sample = sample.contiguous(memory_format=torch.channels_last)
         skip = sample  # (B, C, S, S), or with the stem's features (B, C + C_stem, S, S)
         if self.stem is not None:
             skip = torch.cat([sample, self._conv(self.stem, self.stem_film, sample, c)], dim=1)
@@ -201,11 +212,10 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
             x = block(x, c, encoder_hidden_states, bias)
         shift, scale = self.ada_out(c)[:, None].chunk(2, dim=-1)
         x = self.out(modulate(self.norm_out(x), shift, scale))  # (B, N, p*p*F)
-        h, F = S // p, self.config.refine_channels
-        x = x.view(B, h, h, p, p, F).permute(0, 5, 1, 3, 2, 4).reshape(B, F, S, S)  # unpatchify: (B, F, S, S)
+        x = unpatchify(x, p)  # (B, F, S, S)
         if self.stem is not None:
             x = torch.cat([x, skip], dim=1)  # (B, F + C + C_stem, S, S)
-        x = self._conv(self.refine, self.refine_film, x, c)  # (B, C, S, S)
+        x = self._conv(self.refine, self.refine_film, x, c).contiguous()  # (B, C, S, S)
         return DenoiserOutput(sample=x) if return_dict else (x,)
 
     @staticmethod

@@ -13,7 +13,7 @@ from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
 from mmdiff_lab import pretrained
 from mmdiff_lab.clip import load_clip
-from mmdiff_lab.denoiser import TextToImageDenoiser, make_denoiser, text_context
+from mmdiff_lab.denoiser import TextToImageDenoiser, make_denoiser, text_context, unpatchify
 from mmdiff_lab.pipeline import (
     SCHEDULERS,
     Stage,
@@ -53,6 +53,17 @@ def test_denoiser_shapes_and_zero_start(stem_channels, conv_film):
     out = model(x, torch.tensor([0, 500, 999]), encoder_hidden_states=ctx, encoder_attention_mask=mask).sample
     assert out.shape == (3, 3, 32, 32)
     assert torch.all(out == 0)  # adaLN-Zero: a fresh model predicts 0 (DiT, Sec. 3.2)
+    assert out.is_contiguous()  # plain NCHW out, though the convolutions inside run channels-last
+
+
+def test_unpatchify_puts_each_patch_back_in_raster_order():
+    B, F, S, p = 2, 5, 12, 4
+    image = torch.randn(B, F, S, S)
+    h = S // p  # patch (i, j) is token i * h + j; its features are (row in patch, column in patch, feature)
+    tokens = image.view(B, F, h, p, h, p).permute(0, 2, 4, 3, 5, 1).reshape(B, h * h, p * p * F)
+    back = unpatchify(tokens, p)
+    assert torch.equal(back, image)
+    assert back.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_the_stem_hands_x_t_itself_to_the_output_convolutions():
