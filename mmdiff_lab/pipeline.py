@@ -184,7 +184,8 @@ class TextToImagePipeline(DiffusionPipeline):
 
     Args:
         denoiser: ``TextToImageDenoiser`` or ``UNet2DConditionModel``; called as
-            ``denoiser(x_t, t, encoder_hidden_states=..., encoder_attention_mask=...).sample``.
+            ``denoiser(x_t, t, encoder_hidden_states=..., encoder_attention_mask=...).sample``; ours also with
+            ``sample_index`` (the image each text row reads), so that guidance does not copy x_t.
         text_encoder: the ``DualEncoder`` whose text tower gives the token states.
         tokenizer: its word-level ``Tokenizer``.
         scheduler: the training scheduler (its config defines the schedule and the prediction type).
@@ -259,16 +260,21 @@ class TextToImagePipeline(DiffusionPipeline):
         need_uncond = guide and s.guidance_scale != 1.0 or any(
             abs(sum(w for _, w in c.terms) - 1.0) > 1e-6 for c in s.conditions)
         states, mask = s.states["cond"]
-        x = x_in[[b for b, _ in rows]]
+        image_of_row = [b for b, _ in rows]
         if need_uncond:
             u_states, u_mask = s.states["uncond"]
             states = torch.cat([states, u_states.expand(B, -1, -1)])
             mask = torch.cat([mask, u_mask.expand(B, -1)])
-            x = torch.cat([x, x_in])
-        out = self.denoiser(x, t, encoder_hidden_states=states, encoder_attention_mask=mask).sample
+            image_of_row += range(B)
+        index = torch.tensor(image_of_row, device=x_in.device)
+        if isinstance(self.denoiser, TextToImageDenoiser):  # reads each x_t once however many texts read it
+            out = self.denoiser(x_in, t, encoder_hidden_states=states, encoder_attention_mask=mask,
+                                sample_index=index).sample
+        else:
+            out = self.denoiser(x_in[index], t, encoder_hidden_states=states, encoder_attention_mask=mask).sample
         cond_rows, uncond = out[: len(rows)], out[len(rows) :] if need_uncond else None
         w = torch.tensor(weights, dtype=out.dtype, device=out.device)[:, None, None, None]
-        index = torch.tensor([b for b, _ in rows], device=out.device)
+        index = index[: len(rows)]
         cond = torch.zeros_like(x_in).index_add_(0, index, w * cond_rows)  # sum_k w_k out_k, (B, C, S, S)
         if uncond is None:
             return cond, cond

@@ -162,6 +162,24 @@ def test_without_pooled_text_adaln_hears_only_the_timestep():
     assert not torch.allclose(*outputs[True])
 
 
+@pytest.mark.parametrize("pooled", [False, True])
+def test_one_x_t_read_under_several_texts_equals_repeating_it(pooled):
+    """Guidance reads each x_t with and without the prompt: sample_index shares the text-free first layers."""
+    torch.manual_seed(0)
+    model = TextToImageDenoiser(context_dim=24, patch_size=8, width=32, depth=2, heads=2, stem_channels=8,
+                                conv_film=True, pooled_text=pooled)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x, states = torch.randn(2, 3, 32, 32), torch.randn(5, 4, 24)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]])
+    index = torch.tensor([0, 1, 1, 0, 1])  # image 1 read under three texts, image 0 under two
+    shared = model(x, 10, encoder_hidden_states=states, encoder_attention_mask=mask, sample_index=index).sample
+    repeated = model(x[index], 10, encoder_hidden_states=states, encoder_attention_mask=mask).sample
+    assert shared.shape == (5, 3, 32, 32) and repeated.abs().max() > 0.1
+    assert torch.allclose(shared, repeated, atol=1e-5)
+
+
 def test_denoiser_ignores_padding_tokens():
     torch.manual_seed(0)
     model = make_denoiser("transformer", "tiny", 24)
@@ -233,7 +251,11 @@ def test_save_and_load_round_trip(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "p")
     assert (tmp_path / "p" / "model_index.json").is_file()
     again = load_pipeline(tmp_path / "p")
-    assert torch.equal(sample(pipe), sample(again))
+    saved, loaded = pipe.denoiser.state_dict(), again.denoiser.state_dict()
+    assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+    # Not bit for bit: a one-row matrix product (batch 1's timestep MLP) rounds by where its weights lie in memory
+    # (4 different results at 16 offsets here); the same pipeline repeats itself exactly (test above).
+    assert torch.allclose(sample(pipe), sample(again), atol=1e-5)
 
 
 def test_a_fresh_process_loads_the_shipped_pipeline():
