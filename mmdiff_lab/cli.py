@@ -28,6 +28,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], help="t2i: what the denoiser predicts")
     p.add_argument("--object-weight", type=float, help="t2i: extra loss weight on object pixels (default 0: "
                                                         "DDPM's plain loss; 4 learns faster early)")
+    p.add_argument("--unsaid-colour", type=float, help="t2i on shapes: chance that an object is drawn grey and its "
+                                                        "colour word left out (default 0: never; 0.5 learns faster early)")
     p.add_argument("--judge", help="t2i on shapes: judge folder or shipped name to score samples while training "
                                    "(default: the shipped judge-shapes when present)")
     p.add_argument("--steps", type=int, help="optimisation steps")
@@ -61,7 +63,7 @@ def _train(args) -> int:
         from .t2i import T2ITrainConfig, train_t2i
 
         extra = {"backbone": args.backbone, "prediction_type": args.prediction_type, "clip": args.clip,
-                 "object_weight": args.object_weight}
+                 "object_weight": args.object_weight, "unsaid_colour": args.unsaid_colour}
         overrides.update({k: v for k, v in extra.items() if v is not None})
         judge = _judge(args.judge) if args.world == "shapes" else None
         backbone = overrides.get("backbone", "transformer")

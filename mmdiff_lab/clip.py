@@ -70,18 +70,20 @@ def world_tokenizer(world) -> Tokenizer:
     return Tokenizer.from_corpus(world.captions())
 
 
-def training_examples(world_spec: str, n: int, seed: int) -> tuple[object, list, list]:
+def training_examples(world_spec: str, n: int, seed: int, unsaid_colour: float = 0.0,
+                      twins: bool = True) -> tuple[object, list, list]:
     """The training world, up to n of its examples, and for ShapesWorld each example's minimally different
-    twin (same template, one attribute changed or swapped: a hard negative); other worlds have no twins."""
+    twin (same template, one attribute changed or swapped: a hard negative); other worlds have no twins.
+    ``unsaid_colour`` is ShapesWorld's (an object drawn grey, its colour word left out)."""
     if world_spec == "shapes":
-        world = ShapesWorld(seed=seed, split="train", size=n)
+        world = ShapesWorld(seed=seed, split="train", size=n, unsaid_colour=unsaid_colour)
     elif world_spec == "digits":
         world = Digits(split="train", seed=0)
     else:
         world = load_world(world_spec)
     examples = [world[i] for i in range(min(n, len(world)))]
-    twins = [world.twin(i) for i in range(len(examples))] if hasattr(world, "twin") else []
-    return world, examples, twins
+    pairs = [world.twin(i) for i in range(len(examples))] if twins and hasattr(world, "twin") else []
+    return world, examples, pairs
 
 
 # ---------------------------------------------------------------------------------------------

@@ -494,12 +494,13 @@ def test_two_cpu_processes_train_together(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "mmdiff_lab.cli", "train", "t2i", "--preset", "tiny", "--steps", "3", "--batch-size", "4",
            "--pool-size", "32", "--eval-every", "0", "--checkpoint-every", "3", "--object-weight", "2",
-           "--out", str(tmp_path / "run")]
+           "--unsaid-colour", "0.5", "--out", str(tmp_path / "run")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training on 2 process(es), MULTI_CPU" in result.stdout
     assert load_pipeline(tmp_path / "run").denoiser.config.width == 32
-    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["object_weight"] == 2
+    config = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert config["object_weight"] == 2 and config["unsaid_colour"] == 0.5
 
 
 # ---- the command line ------------------------------------------------------------------------

@@ -66,6 +66,9 @@ HELDOUT_PAIRS = frozenset(
     }
 )
 SPLITS = ("train", "heldout")
+#: An object whose colour its caption leaves unsaid is drawn in this grey, which is none of COLOURS
+#: (see ShapesWorld's ``unsaid_colour``).
+UNSAID_GREY = (180, 180, 180)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class Obj:
     """One object of a scene."""
 
     shape: str
-    colour: str
+    colour: str | None  # None: unsaid in the caption, drawn UNSAID_GREY
     size: str
     position: str
 
@@ -146,7 +149,7 @@ def describe(scene: Scene, template: int = 0) -> tuple[str, tuple[tuple[int, int
             words.extend(WHERE[scene.objects[0].position].split())
         elif slot == "relation":
             words.extend(scene.relation.split())
-        else:
+        elif getattr(scene.objects[int(k)], slot) is not None:  # an unsaid colour has no word
             object_words.append((len(words), int(k)))
             words.append(getattr(scene.objects[int(k)], slot))
     return " ".join(words), tuple(object_words)
@@ -259,7 +262,8 @@ def render(scene: Scene, jitter: tuple[tuple[int, int], ...] | None = None) -> t
         x, y = x + dx, y + dy
         rows, cols = slice(y - _HALF, y + _HALF + 1), slice(x - _HALF, x + _HALF + 1)
         alpha = sprite(obj.shape, obj.size)[:, :, None]  # (15, 15, 1)
-        canvas[rows, cols] = canvas[rows, cols] * (1 - alpha) + alpha * np.asarray(COLOURS[obj.colour], np.float32)
+        rgb = COLOURS[obj.colour] if obj.colour is not None else UNSAID_GREY
+        canvas[rows, cols] = canvas[rows, cols] * (1 - alpha) + alpha * np.asarray(rgb, np.float32)
         masks[k, rows, cols] = alpha[:, :, 0] >= 0.5
     return (canvas + 0.5).astype(np.uint8), masks
 
@@ -290,6 +294,7 @@ _TRAIN_PAIRS = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in HELDOUT
 _HELDOUT_PAIRS = sorted(HELDOUT_PAIRS)
 _ALL_PAIRS = [(c, s) for c in COLOURS for s in SHAPES]
 _OFFSETS = tuple(range(-JITTER, JITTER + 1))
+_UNSAID_STREAM = 7  # names the random draws of unsaid colours
 
 
 class ShapesWorld:
@@ -300,16 +305,23 @@ class ShapesWorld:
         split: "train" never shows a held-out (colour, shape) pair; in "heldout" every scene has one.
         n_objects: 1 or 2 to fix the number of objects; None mixes them half and half.
         size: how many examples ``len()`` reports (the world itself is unbounded).
+        unsaid_colour: the chance that an object is drawn grey and its colour word left out of the caption
+            ("a small circle on the left"): its shape seen apart from any colour, a data augmentation for
+            text to image (0: never).
     """
 
     name = "shapes"
 
-    def __init__(self, seed: int = 0, split: str = "train", n_objects: int | None = None, size: int = 10_000):
+    def __init__(self, seed: int = 0, split: str = "train", n_objects: int | None = None, size: int = 10_000,
+                 unsaid_colour: float = 0.0):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
         if n_objects not in (None, 1, 2):
             raise ValueError(f"n_objects must be 1, 2 or None, got {n_objects!r}")
+        if not 0.0 <= unsaid_colour < 1.0:
+            raise ValueError(f"unsaid_colour must be a probability in [0, 1), got {unsaid_colour!r}")
         self.seed, self.split, self.n_objects, self.size = seed, split, n_objects, size
+        self.unsaid_colour = unsaid_colour
 
     def __len__(self) -> int:
         return self.size
@@ -336,7 +348,11 @@ class ShapesWorld:
             positions = RELATIONS[relation]
         objects = tuple(Obj(s, c, pick(list(RADII)), p) for (c, s), p in zip(pairs, positions, strict=False))
         jitter = tuple((pick(_OFFSETS), pick(_OFFSETS)) for _ in range(n))
-        return Scene(objects, relation), jitter, pick(range(len(SINGLE_TEMPLATES if n == 1 else PAIR_TEMPLATES)))
+        template = pick(range(len(SINGLE_TEMPLATES if n == 1 else PAIR_TEMPLATES)))
+        if self.unsaid_colour:  # a stream of its own, so the scenes are the same with and without it
+            grey = np.random.default_rng((self.seed, i, _UNSAID_STREAM)).random(n) < self.unsaid_colour
+            objects = tuple(replace(o, colour=None) if g else o for o, g in zip(objects, grey, strict=True))
+        return Scene(objects, relation), jitter, template
 
     def twin(self, i: int) -> Example:
         """A minimally different example: the i-th scene with one attribute changed or swapped between its
@@ -347,7 +363,8 @@ class ShapesWorld:
         allowed = set(_TRAIN_PAIRS) if self.split == "train" else set(_ALL_PAIRS)
         for _ in range(20):
             other = minimal_change(scene, rng)
-            if all((o.colour, o.shape) in allowed for o in other.objects) and other.attributes() != scene.attributes():
+            if all(o.colour is None or (o.colour, o.shape) in allowed for o in other.objects) and \
+                    other.attributes() != scene.attributes():
                 break
         image, masks = render(other, jitter)
         caption, object_words = describe(other, template)
