@@ -148,8 +148,8 @@ def t2i() -> list[Figure]:
     # second hit both alike; the overhead is the median of the pairs' ratios. (A ratio of two medians of 5 swung
     # from 0.005 to 0.099 over nine benches here, more than the 5% it is judged against.)
     bare_times, pipe_times = [], []
+    pair = [(bare, bare_times), (lambda: run(prompts), pipe_times)]
     for i in range(PAIRS):
-        pair = [(bare, bare_times), (lambda: run(prompts), pipe_times)]
         for fn, times in pair if i % 2 == 0 else pair[::-1]:
             times.append(_median_seconds(fn, 1))
     batch_s = statistics.median(pipe_times)

@@ -88,10 +88,11 @@ def test_unsaid_colours_are_grey_and_leave_the_scenes_alone():
     """The augmentation draws some objects grey without their colour word; every other attribute, the jitter
     and the template stay those of the world without it, so the held-out split is untouched."""
     plain, aug = ShapesWorld(seed=6, size=400), ShapesWorld(seed=6, size=400, unsaid_colour=0.25)
-    unsaid = 0
+    unsaid = n_objects = 0
     for i in range(len(plain)):
         a, b = plain[i], aug[i]
         assert len(a.scene.objects) == len(b.scene.objects) and a.scene.relation == b.scene.relation
+        n_objects += len(a.scene.objects)
         for k, (o, g) in enumerate(zip(a.scene.objects, b.scene.objects, strict=True)):
             assert (o.shape, o.size, o.position) == (g.shape, g.size, g.position)
             if g.colour is None:
@@ -104,7 +105,6 @@ def test_unsaid_colours_are_grey_and_leave_the_scenes_alone():
         gone = {j for j, k in a.object_words if words[j] in COLOURS and b.scene.objects[k].colour is None}
         said = [w for j, w in enumerate(words) if j not in gone]
         assert b.caption.split() == said  # the caption only loses the unsaid colours' words
-    n_objects = sum(len(plain[i].scene.objects) for i in range(len(plain)))
     assert 0.18 < unsaid / n_objects < 0.32
     with pytest.raises(ValueError, match="unsaid_colour"):
         ShapesWorld(unsaid_colour=1.5)
