@@ -38,11 +38,11 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(width=32, depth=1, heads=2, patch_size=8, text_states="words+final", pooled_text=False),
     # 4x4-pixel patches: 64 tokens, fine enough for a small shape's outline (radius 3.5 px).
     # A 16-channel full-resolution stem skipping to the output: held-out prompts drawn right 0.34 of the time at
-    # step 800 of the shipped recipe, against 0.20 without it. Exact GELU: DiT's tanh form to 1e-3, cheaper on CPU.
+    # step 800 of the lab recipe, against 0.20 without it. Exact GELU: DiT's tanh form to 1e-3, cheaper on CPU.
     # FiLM of those convolutions by c, so they pass x_t on by a noise-level-dependent amount: 0.785 of 200 held-out
-    # prompts drawn right after the shipped recipe, against 0.355 without it.
+    # prompts drawn right after the 2,400-step lab recipe, against 0.355 without it.
     # The text through cross-attention alone (as PixArt-alpha), reading each word's embedding beside its final
-    # state: held-out prompts drawn right 0.845 (one object) and 0.615 (two) after the shipped recipe, against
+    # state: held-out prompts drawn right 0.845 (one object) and 0.615 (two) after the 2,400-step lab recipe, against
     # 0.785 and 0.445 with the final states alone and the pooled text in adaLN.
     "lab": dict(width=128, depth=4, heads=4, patch_size=4, stem_channels=16, gelu_approximate="none", conv_film=True,
                 text_states="words+final", pooled_text=False),
