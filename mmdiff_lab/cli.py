@@ -33,6 +33,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--judge", help="t2i on shapes: judge folder or shipped name to score samples while training "
                                    "(default: the shipped judge-shapes when present)")
     p.add_argument("--steps", type=int, help="optimisation steps")
+    p.add_argument("--minutes", type=float, help="clip, prior, t2i: train for this long instead of a number of steps; "
+                                                  "the learning rate's cosine ends with the clock")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
@@ -49,6 +51,13 @@ def _train(args) -> int:
         "world": args.world, "preset": args.preset, "steps": args.steps, "batch_size": args.batch_size,
         "lr": args.lr, "seed": args.seed, "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every,
         "snapshot_every": args.snapshot_every, "pool_size": args.pool_size}.items() if v is not None}
+    if args.minutes is not None:
+        if not args.minutes > 0:
+            raise SystemExit(f"--minutes must be > 0, got {args.minutes:g}")
+        if args.model == "judge":
+            raise SystemExit("--minutes is for clip, prior and t2i; the judge trains for a number of --steps")
+        # The clock ends the run; --steps, if given, only bounds it.
+        overrides.update(time_budget_s=60 * args.minutes, steps=args.steps or 10**9)
     slug = args.world.replace("folder:", "folder-").replace("/", "_").strip("_")
     out = args.out or f"runs/{args.model}-{slug}"
     if args.model == "judge":
