@@ -1,12 +1,32 @@
-"""The transformer block every model here is built from, on diffusers' ``Attention`` module, so one
-attention processor (a recorder, a patch) works on our towers and denoisers and on any diffusers UNet.
+"""The pieces every model here is built from: the transformer block, on diffusers' ``Attention`` module, so one
+attention processor (a recorder, a patch) works on our towers and denoisers and on any diffusers UNet; and the
+sinusoidal embeddings of timesteps and patch positions, which diffusers computes.
 """
 
 from __future__ import annotations
 
 import torch
 from diffusers.models.attention_processor import Attention
+from diffusers.models.embeddings import get_1d_sincos_pos_embed_from_grid, get_timestep_embedding
 from torch import Tensor, nn
+
+
+def timestep_embedding(t: Tensor, dim: int) -> Tensor:
+    """Sinusoidal embedding of timesteps (Vaswani et al., 2017; as DDPM): (B,) -> (B, dim), cosines first."""
+    return get_timestep_embedding(t, dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+
+
+def sincos_2d(side: int, dim: int) -> Tensor:
+    """Fixed 2D sine-cosine position embeddings (as DiT / MAE): half the channels for the row, half for the column.
+
+    Returns: (side * side, dim), rows in raster order of the patches.
+    """
+    coords = torch.arange(side, dtype=torch.float32)
+    rows, cols = torch.meshgrid(coords, coords, indexing="ij")  # (side, side) each
+    # float32 like the rest of the model (diffusers would compute the table in float64)
+    row, col = (get_1d_sincos_pos_embed_from_grid(dim // 2, pos, output_type="pt", dtype=torch.float32)
+                for pos in (rows, cols))  # (N, D/2) each
+    return torch.cat([row, col], dim=1)
 
 
 def padding_bias(attention_mask: Tensor, dtype: torch.dtype) -> Tensor:

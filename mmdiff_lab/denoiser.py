@@ -29,9 +29,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import Tensor, nn
 
-from .blocks import padding_bias
+from .blocks import padding_bias, sincos_2d, timestep_embedding
 from .encoders import TextOutput
-from .prior import timestep_embedding
 
 #: Named sizes: `tiny` for tests, `lab` for the shipped models.
 PRESETS: dict[str, dict] = {
@@ -104,23 +103,6 @@ def unpatchify(x: Tensor, p: int) -> Tensor:
     B, N, D = x.shape
     h, F = math.isqrt(N), D // (p * p)
     return x.view(B, h, h, p, p, F).permute(0, 1, 3, 2, 4, 5).reshape(B, h * p, h * p, F).permute(0, 3, 1, 2)
-
-
-def sincos_2d(side: int, dim: int) -> Tensor:
-    """Fixed 2D sine-cosine position embeddings (as DiT / MAE): half the channels for the row, half for the column.
-
-    Returns: (side * side, dim), rows in raster order of the patches.
-    """
-    quarter = dim // 4
-    freqs = 1.0 / 10_000 ** (torch.arange(quarter, dtype=torch.float32) / quarter)  # (D/4,)
-    coords = torch.arange(side, dtype=torch.float32)
-    rows, cols = torch.meshgrid(coords, coords, indexing="ij")  # (side, side) each
-
-    def embed(pos: Tensor) -> Tensor:
-        args = pos.reshape(-1, 1) * freqs  # (N, D/4)
-        return torch.cat([args.sin(), args.cos()], dim=1)  # (N, D/2)
-
-    return torch.cat([embed(rows), embed(cols)], dim=1)
 
 
 class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):

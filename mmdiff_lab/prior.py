@@ -23,6 +23,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from .blocks import timestep_embedding
 from .checkpoint import CheckpointError
 from .clip import (
     PairPool,
@@ -42,14 +43,6 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(width=64, depth=1),
     "lab": dict(width=256, depth=3),  # the text -> image map in a trained space is smooth; small suffices
 }
-
-
-def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """Sinusoidal embedding of timesteps (Vaswani et al., 2017; as DDPM): (B,) -> (B, dim)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
 class ResidualMLP(nn.Module):

@@ -204,11 +204,7 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
         ab = alpha_bar.to(x0.device)
         x_t = q_sample(x0, t, ab, noise)
         pred = model(x_t, t, encoder_hidden_states=states, encoder_attention_mask=mask).sample
-        if cfg.prediction_type == "v_prediction":
-            a = ab[t].view(-1, 1, 1, 1)
-            target = a.sqrt() * noise - (1 - a).sqrt() * x0
-        else:
-            target = noise
+        target = scheduler.get_velocity(x0, noise, t) if cfg.prediction_type == "v_prediction" else noise
         if not cfg.object_weight:
             return F.mse_loss(pred, target)
         w = 1 + cfg.object_weight * object_pixels(x0)  # (B, 1, S, S)

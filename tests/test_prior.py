@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmdiff_lab.blocks import timestep_embedding
 from mmdiff_lab.checkpoint import CheckpointError
-from mmdiff_lab.prior import EmbeddingPrior, load_prior, timestep_embedding
+from mmdiff_lab.prior import EmbeddingPrior, load_prior
 from mmdiff_lab.trajectory import Trajectory
 
 
