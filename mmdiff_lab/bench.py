@@ -145,8 +145,8 @@ def t2i() -> list[Figure]:
         return x.clamp(-1, 1)
 
     # Pairs of runs, back to back and in alternating order, so a shared machine's drift and any cost of going
-    # second hit both alike; the overhead is the median of the pairs' ratios. (A ratio of two medians of 5 swung
-    # from 0.005 to 0.099 over nine benches here, more than the 5% it is judged against.)
+    # second hit both alike; the overhead is the median of the pairs' ratios (a ratio of two medians swung by more
+    # than the 5% it is judged against: docs/results.md).
     bare_times, pipe_times = [], []
     pair = [(bare, bare_times), (lambda: run(prompts), pipe_times)]
     for i in range(PAIRS):
@@ -181,9 +181,7 @@ def t2i_race(budget_s: float = 600.0, n: int = 200) -> list[Figure]:
         # The budget ends the run and, with it, the learning rate's cosine (the steps are only a bound). Both
         # take the short-budget recipe: an object's pixels weigh 5 times the background's (object_weight 4) and
         # half the objects are drawn grey with their colour unsaid (unsaid_colour 0.5), both of which learn faster
-        # early on (see T2ITrainConfig), in batches of 64, twice the steps of 128 in the time. Our denoiser drew
-        # 0.08 right after 10 minutes with the plain loss at 128, 0.255 with the weights at 128, 0.295 and 0.31 at
-        # 64, and 0.39 with the unsaid colours too.
+        # early on (see T2ITrainConfig), in batches of 64, twice the steps of 128 in the time (docs/results.md).
         cfg = T2ITrainConfig(backbone=backbone, steps=10**6, warmup=50, eval_every=0, checkpoint_every=0,
                              time_budget_s=budget_s, object_weight=4.0, unsaid_colour=0.5, batch_size=64)
         with tempfile.TemporaryDirectory() as tmp:

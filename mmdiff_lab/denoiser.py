@@ -36,13 +36,11 @@ from .encoders import TextOutput
 PRESETS: dict[str, dict] = {
     "tiny": dict(width=32, depth=1, heads=2, patch_size=8, text_states="words+final", pooled_text=False),
     # 4x4-pixel patches: 64 tokens, fine enough for a small shape's outline (radius 3.5 px).
-    # A 16-channel full-resolution stem skipping to the output: held-out prompts drawn right 0.34 of the time at
-    # step 800 of the lab recipe, against 0.20 without it. Exact GELU: DiT's tanh form to 1e-3, cheaper on CPU.
-    # FiLM of those convolutions by c, so they pass x_t on by a noise-level-dependent amount: 0.785 of 200 held-out
-    # prompts drawn right after the 2,400-step lab recipe, against 0.355 without it.
-    # The text through cross-attention alone (as PixArt-alpha), reading each word's embedding beside its final
-    # state: held-out prompts drawn right 0.845 (one object) and 0.615 (two) after the 2,400-step lab recipe, against
-    # 0.785 and 0.445 with the final states alone and the pooled text in adaLN.
+    # A full-resolution stem skipping to the output: the only path that carries x_t's exact pixels.
+    # Exact GELU: DiT's tanh form to 1e-3, cheaper on CPU.
+    # FiLM of those convolutions by c: a v guess must pass x_t on by a noise-level-dependent amount.
+    # The text through cross-attention alone (as PixArt-alpha), each word's embedding beside its final state: the
+    # final states blur held-out colour-shape pairs towards trained ones. What each bought: docs/results.md.
     "lab": dict(width=128, depth=4, heads=4, patch_size=4, stem_channels=16, gelu_approximate="none", conv_film=True,
                 text_states="words+final", pooled_text=False),
 }
@@ -70,9 +68,8 @@ class DiTBlock(nn.Module):
 
     def __init__(self, dim: int, heads: int, context_dim: int, mlp_ratio: float = 4.0, gelu_approximate: str = "tanh"):
         super().__init__()
-        # diffusers' plain AttnProcessor (baddbmm, softmax, bmm) rather than its default SDPA one: over 64 patches
-        # and 14 text tokens it took 0.89 of SDPA's time per sampling forward and 0.92 per training step here.
-        # (The UNet's longer sequences run faster under SDPA, which it keeps.)
+        # diffusers' plain AttnProcessor (baddbmm, softmax, bmm) rather than its default SDPA one: faster on the CPU
+        # for sequences this short (64 patches, ~14 text tokens). The UNet's longer sequences keep SDPA.
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn1 = Attention(dim, heads=heads, dim_head=dim // heads, bias=True, processor=AttnProcessor())
         self.norm2 = nn.LayerNorm(dim)
@@ -180,7 +177,7 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
 
         sample_index (R,): the image each text row reads (default: row r reads image r, R = B). Classifier-free
         guidance reads each x_t twice, with and without the prompt; everything up to the first cross-attention
-        reads no text, so it runs once per image (16 prompts x 20 steps: 0.95 of the time of copying x_t).
+        reads no text, so it runs once per image.
         """
         if sample_index is not None and self.text_mlp is not None:  # adaLN hears the text: nothing to share
             if torch.is_tensor(timestep) and timestep.ndim:
@@ -196,8 +193,7 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
             eos = encoder_attention_mask.sum(1).long() - 1  # (B,) the last real token, where the text tower pools
             final = encoder_hidden_states[..., -self.config.context_dim :]  # (B, L, C_text), the final states
             c = c + self.text_mlp(final[torch.arange(B, device=sample.device), eos])
-        # Pixels stored channels-last (NHWC), where oneDNN's convolutions run faster: 16 prompts x 20 steps took 0.90
-        # of the time, a training step 0.96 (interleaved runs, 2 cores). The UNet gained nothing from it here.
+        # Pixels stored channels-last (NHWC), where oneDNN's convolutions run faster on the CPU.
         sample = sample.contiguous(memory_format=torch.channels_last)
         skip = sample  # (B, C, S, S), or with the stem's features (B, C + C_stem, S, S)
         if self.stem is not None:
@@ -230,7 +226,7 @@ class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
 def unet(context_dim: int, image_size: int = 32, in_channels: int = 3, preset: str = "lab") -> UNet2DConditionModel:
     """diffusers' UNet2DConditionModel (Stable Diffusion's denoiser, Rombach et al., 2022), sized like our preset."""
     sizes = {"tiny": dict(block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8),
-             # 1.72 M parameters against the lab DiT's 1.69 M (checked in the tests)
+             # about as many parameters as the lab DiT (checked in the tests)
              "lab": dict(block_out_channels=(32, 64, 64), layers_per_block=1, norm_num_groups=16)}[preset]
     n = len(sizes["block_out_channels"])
     return UNet2DConditionModel(
@@ -245,8 +241,8 @@ def text_context(denoiser: nn.Module, text: TextOutput) -> Tensor:
     """What ``denoiser`` reads through cross-attention: the text tower's final token states (B, L, C), its word
     embeddings (B, L, C) for text_states="words", or both side by side (B, L, 2C) for "words+final".
 
-    The final states of held-out colour-shape pairs blur towards trained ones (a linear probe reads a lone held-out
-    object's shape from its word's final state 0.87 of the time); the word embeddings name every word exactly.
+    The final states of held-out colour-shape pairs blur towards trained ones (a linear probe shows it, see
+    docs/results.md); the word embeddings name every word exactly.
     """
     states = {"final": text.token_states, "words": text.word_states}
     return torch.cat([states[name] for name in getattr(denoiser.config, "text_states", "final").split("+")], dim=-1)

@@ -24,8 +24,8 @@ from .blocks import TransformerBlock, padding_bias
 #: Named sizes: `tiny` for tests, `lab` for the shipped models.
 PRESETS: dict[str, dict] = {
     "tiny": dict(width=32, depth=1, heads=2, embed_dim=16, patch_size=8),
-    # 16 patches of 8x8 px: enough to place 5 positions; trains in minutes on 2 cores. Deeper (3) or longer
-    # (2000 steps) runs reached no better held-out recall here, only slower.
+    # 16 patches of 8x8 px: enough to place 5 positions; trains in minutes on 2 cores. Deeper or longer runs
+    # were only slower (docs/results.md).
     "lab": dict(width=96, depth=2, heads=4, embed_dim=64, patch_size=8),
 }
 
