@@ -116,3 +116,20 @@ def test_cli_trains_clip_then_prior(tmp_path, capsys):
     assert cli.main(["train", "prior", "--clip", str(clip_out), "--out", str(prior_out), *args]) == 0
     assert "prior_text_to_image_recall@1" in json.loads((prior_out / "metrics.json").read_text())
     assert "saved to" in capsys.readouterr().out
+
+
+def test_plot_history_leaves_the_matplotlib_backend_alone(tmp_path):
+    """A student's notebook keeps its backend (plt.show() keeps working) after the library draws a loss curve."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, pathlib\n"
+            "matplotlib.use('svg')\n"
+            "import mmdiff_lab, mmdiff_lab.cli, mmdiff_lab.training as t\n"
+            "t.plot_history([{'step': 1, 'loss': 1.0, 'lr': 0.1, 'seconds': 0.1},"
+            " {'step': 2, 'loss': 0.5, 'lr': 0.1, 'seconds': 0.2, 'recall': 0.5}],"
+            f" pathlib.Path({str(tmp_path / 'loss.png')!r}))\n"
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "svg"
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
