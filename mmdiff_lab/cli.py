@@ -177,14 +177,15 @@ def _slug(world: str) -> str:
 
 def _check_train(args, error) -> None:
     """Every train argument checked before any work starts; ``error`` (argparse's) exits with status 2."""
-    given = {k for k, v in vars(args).items() if v not in (None, False)}
+    given = {k for k, v in vars(args).items() if v is not None and v is not False}  # 0 is given
     for option, models in ONLY_FOR.items():
         if option in given and args.model not in models:
             flag = "--" + option.replace("_", "-")
             error(f"{flag} is for {', '.join(models)}, not {args.model}")
     world = args.world or "shapes"
-    if args.model == "clip" and args.batch_size is not None and args.batch_size < 2:
-        error(f"--batch-size must be >= 2 for clip (a contrastive batch needs a negative), got {args.batch_size}")
+    for option, value in (("--batch-size", args.batch_size), ("--pool-size", args.pool_size)):
+        if args.model == "clip" and value is not None and value < 2:
+            error(f"{option} must be >= 2 for clip (a contrastive batch needs a negative), got {value}")
     if args.model != "judge":
         allowed = _presets(args.model, args.backbone or "transformer")
         if (args.preset or "lab") not in allowed:

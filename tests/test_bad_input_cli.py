@@ -53,6 +53,8 @@ BAD = [
     (["--checkpoint-every", "-1"], "argument --checkpoint-every: must be >= 0, got -1"),
     (["--snapshot-every", "-2"], "argument --snapshot-every: must be >= 0, got -2"),
     (["--pool-size", "0"], "argument --pool-size: must be >= 1, got 0"),
+    (["--pool-size", "1"], "--pool-size must be >= 2 for clip"),
+    (["--object-weight", "0"], "--object-weight is for t2i, not clip"),
     (["--seed", "-1"], "argument --seed: must be in [0, 4294967295], got -1"),
     (["--target-recall", "0"], "argument --target-recall: must be a finite number (0, 1], got 0"),
     (["--target-recall", "1.5"], "argument --target-recall: must be a finite number (0, 1]"),

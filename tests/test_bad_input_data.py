@@ -258,8 +258,9 @@ def test_blank_lines_and_a_byte_order_mark_are_fine(folder):
 
 
 def test_an_image_listed_twice_is_named_with_both_lines(folder):
+    (folder / "sub").mkdir()
     _jsonl(folder, '{"file_name": "a.png", "text": "one"}', '{"file_name": "b.png", "text": "two"}',
-           '{"file_name": "./a.png", "text": "three"}')
+           '{"file_name": "sub/../a.png", "text": "three"}')
     with pytest.raises(DataError, match=r"metadata.jsonl:3: a.png is listed again \(first at .*metadata.jsonl:1\)"):
         ImageCaptionFolder(folder)
 

@@ -51,9 +51,9 @@ class ImageCaptionFolder:
         # One row per image: the contrastive loss would make an image's two captions each other's negatives.
         seen: dict[Path, str] = {}
         for image, _, where in rows:
-            if image in seen:
-                raise DataError(f"{where}: {image.name} is listed again (first at {seen[image]}); give each image one row")
-            seen[image] = where
+            if (same := image.resolve()) in seen:  # resolved: "a.png", "./a.png" and a link to it are one image
+                raise DataError(f"{where}: {image.name} is listed again (first at {seen[same]}); give each image one row")
+            seen[same] = where
         self.items: list[tuple[Path, str]] = [(image, caption) for image, caption, _ in rows]
 
     def _inside(self, path: Path) -> bool:
