@@ -1,16 +1,21 @@
 """Training state on disk, safetensors only (no pickles): the model, the optimizer's moments, the step.
 
-    out/state/model.safetensors       the weights
-    out/state/optimizer.safetensors   every tensor of optimizer.state_dict(), flattened
-    out/state/ema.safetensors         the moving average of the weights, when training keeps one
-    out/state/state.json              step, loss history, and the optimizer's (and EMA's) non-tensor fields
+    out/state/step-000250/model.safetensors       the weights
+    out/state/step-000250/optimizer.safetensors   every tensor of optimizer.state_dict(), flattened
+    out/state/step-000250/ema.safetensors         the moving average of the weights, when training keeps one
+    out/state/step-000250/state.json              step, loss history, and the optimizer's (and EMA's) non-tensor fields
 
-A save writes a new folder and then renames it over the old one, so an interrupted save loses nothing.
+Why a kill at any instant loses nothing: a save writes ``step-N.tmp`` and then renames it to ``step-N`` in one
+atomic step, so a folder named ``step-N`` is always complete; only then are older states renamed aside
+(``.trash``) and deleted. At every instant at least one complete state exists once one was saved, and
+``latest_state`` picks the newest.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+STATE_NAME = re.compile(r"step-(\d{6,})")
 
 
 class CheckpointError(ValueError):
@@ -45,13 +52,42 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
     return {"state": state, "param_groups": plain["param_groups"]}
 
 
-def save_state(folder: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
+def _sync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to the disk, so the order of writes also survives a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot sync a folder; a killed process loses nothing either way
+        pass
+    finally:
+        os.close(fd)
+
+
+def state_folders(root: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every complete training state under ``root``, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := STATE_NAME.fullmatch(p.name))]
+    return sorted((step, p) for step, p in found if (p / "state.json").is_file())
+
+
+def latest_state(root: str | Path) -> Path | None:
+    """The newest complete training state under ``root`` (out/state), or None when none was saved."""
+    found = state_folders(root)
+    return found[-1][1] if found else None
+
+
+def save_state(root: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
                extra: dict | None = None, ema=None) -> Path:
-    """Write the training state to ``folder`` atomically."""
-    folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    """Write the training state at ``step`` to root/step-NNNNNN, then delete the older states; returns the folder."""
+    root = Path(root)
+    folder = root / f"step-{step:06d}"
+    root.mkdir(parents=True, exist_ok=True)
+    for leftover in root.glob("*.tmp"):  # a save that was killed half-way; never a complete state
+        shutil.rmtree(leftover)
+    tmp = root / f"{folder.name}.tmp"
+    tmp.mkdir()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
     tensors, plain = _flatten_optimizer(optimizer.state_dict())
     save_file(tensors, tmp / "optimizer.safetensors")
@@ -61,11 +97,22 @@ def save_state(folder: str | Path, model: nn.Module, optimizer: torch.optim.Opti
         save_file({str(i): p.contiguous() for i, p in enumerate(ema_state.pop("shadow_params"))}, tmp / "ema.safetensors")
         extra["ema"] = ema_state
     (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": plain, **extra}))
-    old = folder.with_name(folder.name + ".old")
+    for file in tmp.iterdir():
+        _sync(file)
+    _sync(tmp)
     if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+        # The same step of an earlier run in this folder (``fit`` never saves one step twice): set it aside.
+        folder.rename(folder.with_name(folder.name + ".trash"))
+    tmp.rename(folder)  # the commit point: from here on step-N is the newest complete state
+    _sync(root)
+    for _, older in state_folders(root):
+        if older != folder:  # older steps, or any step of an earlier run in this folder
+            # Renamed aside first, so a folder cut short while being deleted never carries a state's name.
+            trash = older.with_name(older.name + ".trash")
+            older.rename(trash)
+            shutil.rmtree(trash)
+    for leftover in root.glob("*.trash"):
+        shutil.rmtree(leftover)
     return folder
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -14,57 +15,223 @@ def _figures_parser(sub, name: str, help: str) -> None:
     p.add_argument("--list", action="store_true", help="list the groups and exit")
 
 
-def _train_parser(sub) -> None:
+# ---- argument types: each names the allowed range, and argparse adds the argument's name -----------------
+
+
+def _whole(low: int, high: int | None = None):
+    """An argparse type: a whole number in [low, high]."""
+    allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number {allowed}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(low: float, high: float | None = None, low_open: bool = False):
+    """An argparse type: a finite number in [low, high] (or (low, high] with ``low_open``)."""
+    allowed = ("> " if low_open else ">= ") + f"{low:g}" if high is None else \
+        ("(" if low_open else "[") + f"{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number {allowed}, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (low_open and value == low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be a finite number {allowed}, got {text}")
+        return value
+
+    return parse
+
+
+def _world(text: str) -> str:
+    """An argparse type: shapes, digits, or folder:PATH naming an existing folder."""
+    if text in ("shapes", "digits"):
+        return text
+    if text.startswith("folder:"):
+        folder = text.removeprefix("folder:")
+        if not folder or not Path(folder).is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r}: the folder {folder!r} does not exist")
+        return text
+    raise argparse.ArgumentTypeError(f"expected shapes, digits or folder:PATH, got {text!r}")
+
+
+def _train_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from scratch (one CPU process, or under `accelerate launch`)")
     p.add_argument("model", choices=["clip", "prior", "t2i", "judge"],
                    help="clip: the dual encoder; prior: text -> image embedding; t2i: the text-to-image denoiser; "
                         "judge: the ShapesWorld faithfulness judge")
-    p.add_argument("--world", default="shapes", help="shapes, digits or folder:PATH (default: shapes)")
-    p.add_argument("--preset", default="lab", help="model size: tiny or lab (default: lab)")
+    p.add_argument("--world", type=_world, help="shapes, digits or folder:PATH (default: shapes)")
+    p.add_argument("--preset", help="model size: tiny or lab (default: lab)")
     p.add_argument("--out", help="output folder (default: runs/MODEL-WORLD)")
     p.add_argument("--clip", help="prior: folder of the trained dual encoder (default: runs/clip-WORLD); "
                                   "t2i: folder or shipped name (default: the shipped clip-WORLD)")
     p.add_argument("--backbone", choices=["transformer", "unet"], help="t2i: our DiT (default) or diffusers' UNet")
     p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], help="t2i: what the denoiser predicts")
-    p.add_argument("--object-weight", type=float, help="t2i: extra loss weight on object pixels (default 0: "
-                                                        "DDPM's plain loss; 4 learns faster early)")
-    p.add_argument("--unsaid-colour", type=float, help="t2i on shapes: chance that an object is drawn grey and its "
-                                                        "colour word left out (default 0: never; 0.5 learns faster early)")
+    p.add_argument("--object-weight", type=_number(0), help="t2i: extra loss weight on object pixels (default 0: "
+                                                             "DDPM's plain loss; 4 learns faster early)")
+    p.add_argument("--unsaid-colour", type=_number(0, 1), help="t2i on shapes: chance that an object is drawn grey "
+                                                                "and its colour word left out (default 0: never; "
+                                                                "0.5 learns faster early)")
     p.add_argument("--judge", help="t2i on shapes: judge folder or shipped name to score samples while training "
                                    "(default: the shipped judge-shapes when present)")
-    p.add_argument("--steps", type=int, help="optimisation steps")
-    p.add_argument("--minutes", type=float, help="clip, prior, t2i: train for this long instead of a number of steps; "
-                                                  "the learning rate's cosine ends with the clock")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--pool-size", type=int, help="ShapesWorld scenes rendered for training (default 30000)")
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--checkpoint-every", type=int, help="save the training state every N steps (for --resume)")
-    p.add_argument("--snapshot-every", type=int, help="save weights every N steps, to watch training in lab 02")
-    p.add_argument("--target-recall", type=float, help="clip on shapes: stop once held-out recall@1 reaches this")
+    p.add_argument("--steps", type=_whole(1), help="optimisation steps")
+    p.add_argument("--minutes", type=_number(0, low_open=True),
+                   help="clip, prior, t2i: train for this long instead of a number of steps; "
+                        "the learning rate's cosine ends with the clock")
+    p.add_argument("--batch-size", type=_whole(1))
+    p.add_argument("--lr", type=_number(0, low_open=True))
+    p.add_argument("--seed", type=_whole(0, 2**32 - 1))
+    p.add_argument("--pool-size", type=_whole(1), help="ShapesWorld scenes rendered for training (default 30000)")
+    p.add_argument("--eval-every", type=_whole(0), help="evaluate every N steps (0: only at the end)")
+    p.add_argument("--checkpoint-every", type=_whole(0), help="save the training state every N steps (for --resume)")
+    p.add_argument("--snapshot-every", type=_whole(0), help="save weights every N steps, to watch training in lab 02")
+    p.add_argument("--target-recall", type=_number(0, 1, low_open=True),
+                   help="clip on shapes: stop once held-out recall@1 reaches this")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    return p
 
 
-def _train(args) -> int:
+#: Options that only some models read: given to another, they would be ignored without a word.
+ONLY_FOR = {"backbone": ("t2i",), "prediction_type": ("t2i",), "object_weight": ("t2i",),
+            "unsaid_colour": ("t2i",), "judge": ("t2i",), "clip": ("prior", "t2i"), "target_recall": ("clip",),
+            "minutes": ("clip", "prior", "t2i"), "world": ("clip", "prior", "t2i"), "preset": ("clip", "prior", "t2i"),
+            "eval_every": ("clip", "prior", "t2i"), "checkpoint_every": ("clip", "prior", "t2i"),
+            "snapshot_every": ("clip", "prior", "t2i"), "resume": ("clip", "prior", "t2i")}
+
+
+def _presets(model: str, backbone: str) -> tuple[str, ...]:
+    if model == "clip":
+        from .encoders import PRESETS
+    elif model == "prior":
+        from .prior import PRESETS
+    elif backbone == "unet":
+        return ("tiny", "lab")  # denoiser.unet's two sizes
+    else:
+        from .denoiser import PRESETS
+    return tuple(PRESETS)
+
+
+def _clip_exists(model: str, clip: str | None, world: str) -> str | None:
+    """Why the dual encoder a prior or t2i run reads cannot be found, or None when it is there."""
+    from . import pretrained
+
+    if model == "prior":
+        folder = Path(clip or f"runs/clip-{_slug(world)}")
+        if not (folder / "config.json").is_file():
+            return (f"--clip {folder}: not a trained dual encoder (no config.json); train one first with "
+                    f"`mmdiff-lab train clip --world {world} --out {folder}`")
+        return None
+    if clip:
+        if Path(clip).exists():
+            return None if (Path(clip) / "config.json").is_file() else f"--clip {clip}: no config.json in that folder"
+        if clip not in pretrained.available():
+            return f"--clip {clip}: no such folder, and no shipped model of that name ({', '.join(pretrained.available())})"
+        return None
+    default = f"clip-{world if world in ('shapes', 'digits') else 'shapes'}"
+    return None if default in pretrained.available() else f"the shipped {default} is missing; pass --clip FOLDER"
+
+
+def _judge_exists(judge: str) -> str | None:
+    from . import pretrained
+
+    if "/" in judge or judge.startswith(".") or Path(judge).exists():
+        return None if (Path(judge) / "config.json").is_file() else f"--judge {judge}: not a judge folder (no config.json)"
+    if judge not in pretrained.available():
+        return f"--judge {judge}: no such folder, and no shipped model of that name ({', '.join(pretrained.available())})"
+    return None
+
+
+def _check_out(out: Path, resume: bool) -> str | None:
+    """Why training cannot write to ``out`` (or would destroy a run there), or None; creates the folder."""
+    from .checkpoint import latest_state
+
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: is a file, not a folder"
+    state = latest_state(out / "state")
+    if resume and state is None:
+        return f"--resume: no complete training state in {out / 'state'} to resume from; run without --resume to start"
+    if not resume and state is not None:
+        return (f"--out {out} already holds a run's training state ({state.name}); pass --resume to continue it, "
+                "or choose another --out")
+    try:  # a probe file now, rather than a failure at the first checkpoint, 250 steps in
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        return f"--out {out}: cannot write there ({e.strerror or e})"
+    return None
+
+
+def _slug(world: str) -> str:
+    return world.replace("folder:", "folder-").replace("/", "_").strip("_")
+
+
+def _check_train(args, error) -> None:
+    """Every train argument checked before any work starts; ``error`` (argparse's) exits with status 2."""
+    given = {k for k, v in vars(args).items() if v is not None and v is not False}  # 0 is given
+    for option, models in ONLY_FOR.items():
+        if option in given and args.model not in models:
+            flag = "--" + option.replace("_", "-")
+            error(f"{flag} is for {', '.join(models)}, not {args.model}")
+    world = args.world or "shapes"
+    for option, value in (("--batch-size", args.batch_size), ("--pool-size", args.pool_size)):
+        if args.model == "clip" and value is not None and value < 2:
+            error(f"{option} must be >= 2 for clip (a contrastive batch needs a negative), got {value}")
+    if args.model != "judge":
+        allowed = _presets(args.model, args.backbone or "transformer")
+        if (args.preset or "lab") not in allowed:
+            error(f"--preset {args.preset!r}: choose one of {', '.join(allowed)}")
+    if args.unsaid_colour and world != "shapes":
+        error("--unsaid-colour is for t2i on shapes")
+    if args.judge and world != "shapes":
+        error("--judge is for t2i on shapes")
+    if world.startswith("folder:"):
+        from .data import DataError, ImageCaptionFolder
+
+        try:  # every row of the metadata, now rather than after the output folder is made
+            ImageCaptionFolder(world.removeprefix("folder:"))
+        except DataError as e:
+            error(f"--world {world}: {e}")
+    if args.model in ("prior", "t2i") and (why := _clip_exists(args.model, args.clip, world)):
+        error(why)
+    if args.judge and (why := _judge_exists(args.judge)):
+        error(why)
+    if why := _check_out(Path(_default_out(args)), args.resume):
+        error(why)
+
+
+def _default_out(args) -> str:
+    if args.out:
+        return args.out
+    if args.model == "judge":
+        return "runs/judge-shapes"
+    return f"runs/{args.model}-{_slug(args.world or 'shapes')}" + ("-unet" if args.backbone == "unet" else "")
+
+
+def _train(args, error) -> int:
+    _check_train(args, error)
+    args.world, args.preset = args.world or "shapes", args.preset or "lab"
     overrides = {k: v for k, v in {
         "world": args.world, "preset": args.preset, "steps": args.steps, "batch_size": args.batch_size,
         "lr": args.lr, "seed": args.seed, "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every,
         "snapshot_every": args.snapshot_every, "pool_size": args.pool_size}.items() if v is not None}
     if args.minutes is not None:
-        if not args.minutes > 0:
-            raise SystemExit(f"--minutes must be > 0, got {args.minutes:g}")
-        if args.model == "judge":
-            raise SystemExit("--minutes is for clip, prior and t2i; the judge trains for a number of --steps")
         # The clock ends the run; --steps, if given, only bounds it.
         overrides.update(time_budget_s=60 * args.minutes, steps=args.steps or 10**9)
-    slug = args.world.replace("folder:", "folder-").replace("/", "_").strip("_")
-    out = args.out or f"runs/{args.model}-{slug}"
+    out = _default_out(args)
     if args.model == "judge":
         from .metrics.judge import JudgeTrainConfig, train_judge
 
         keep = {k: v for k, v in overrides.items() if k in ("steps", "batch_size", "lr", "seed", "pool_size")}
-        out = args.out or "runs/judge-shapes"
         _, metrics = train_judge(JudgeTrainConfig(**keep), out)
         print(f"saved to {out}; accuracy on fresh true renders {metrics['true_render_accuracy']:.4f}")
         return 0
@@ -75,8 +242,6 @@ def _train(args) -> int:
                  "object_weight": args.object_weight, "unsaid_colour": args.unsaid_colour}
         overrides.update({k: v for k, v in extra.items() if v is not None})
         judge = _judge(args.judge) if args.world == "shapes" else None
-        backbone = overrides.get("backbone", "transformer")
-        out = args.out or f"runs/t2i-{slug}" + ("-unet" if backbone == "unet" else "")
         _, history = train_t2i(T2ITrainConfig(**overrides), out, resume=args.resume, judge=judge)
     elif args.model == "clip":
         from .clip import ClipTrainConfig, train_clip
@@ -87,7 +252,7 @@ def _train(args) -> int:
     else:
         from .prior import PriorTrainConfig, train_prior
 
-        overrides["clip"] = args.clip or f"runs/clip-{slug}"
+        overrides["clip"] = args.clip or f"runs/clip-{_slug(args.world)}"
         _, history = train_prior(PriorTrainConfig(**overrides), out, resume=args.resume)
     print(f"saved to {out} after {history[-1]['step'] if history else 0} steps; figures in {out}/metrics.json")
     return 0
@@ -99,7 +264,7 @@ def _judge(name: str | None):
     from .metrics.judge import load_judge
 
     if name:
-        return load_judge(name if "/" in name or name.startswith(".") else pretrained.path(name))
+        return load_judge(name if "/" in name or name.startswith(".") or Path(name).exists() else pretrained.path(name))
     return load_judge(pretrained.path("judge-shapes")) if "judge-shapes" in pretrained.available() else None
 
 
@@ -150,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmdiff-lab", description="Course labs for multimodal diffusion models.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="check that this environment can run the labs")
-    _train_parser(sub)
+    train = _train_parser(sub)
     ship = sub.add_parser("ship", help="copy a finished run into the package's shipped checkpoints")
     ship.add_argument("run", help="the run folder, e.g. runs/clip-shapes")
     ship.add_argument("name", help="the shipped name, e.g. clip-shapes")
@@ -165,13 +330,18 @@ def main(argv: list[str] | None = None) -> int:
         return doctor()
 
     if args.command == "train":
-        return _train(args)
+        return _train(args, train.error)
     if args.command == "sample":
         return _sample(args)
     if args.command == "ship":
         from .pretrained import ship
 
-        print(f"shipped {args.run} as {ship(args.run, args.name)}")
+        try:
+            target = ship(args.run, args.name)
+        except (ValueError, OSError) as e:  # a bad name or source; OSError covers a run folder that is not there
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"shipped {args.run} as {target}")
         return 0
 
     from . import figures

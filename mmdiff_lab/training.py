@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from .checkpoint import load_state, save_state
+from .checkpoint import CheckpointError, latest_state, load_state, save_state
 
 
 @dataclass
@@ -71,7 +71,7 @@ def fit(
         batch: (step, process index) -> tuple of CPU tensors for this process.
         loss: (model, batch on the device) -> scalar loss.
         out: folder for state/, snapshots/, history.json and loss.png.
-        resume: continue from out/state if it exists.
+        resume: continue from the newest complete state in out/state (a CheckpointError when there is none).
         evaluate: model -> figures, run every cfg.eval_every steps and at the end.
         stop: figures -> True to end early (e.g. a recall target reached).
         ema: an exponential moving average of the weights (diffusers' EMAModel), updated after every step and
@@ -81,20 +81,26 @@ def fit(
     accelerator = Accelerator()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict] = []
-    start, elapsed = 0, 0.0
-    if resume and (out / "state" / "state.json").exists():
-        info = load_state(out / "state", model, optimizer, ema)
-        start, history = info["step"], info.get("history", [])
+    start, elapsed, saved = 0, 0.0, None
+    if resume:
+        folder = latest_state(out / "state")
+        if folder is None:
+            raise CheckpointError(f"{out / 'state'}: no complete training state to resume from; "
+                                  "train without resume to start afresh")
+        info = load_state(folder, model, optimizer, ema)
+        start, history, saved = info["step"], info.get("history", []), info["step"]
         elapsed = history[-1]["seconds"] if history else 0.0
-        accelerator.print(f"resuming from step {start} ({out / 'state'})")
+        accelerator.print(f"resuming from step {start} ({folder})")
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.print(f"training on {accelerator.num_processes} process(es), {accelerator.distributed_type.value}, "
                       f"device {accelerator.device}")
 
     def checkpoint(step: int) -> None:
-        if accelerator.is_main_process:
+        nonlocal saved
+        if accelerator.is_main_process and step != saved:  # e.g. Ctrl-C just after a periodic save
             save_state(out / "state", accelerator.unwrap_model(model), optimizer, step,
                        {"history": history, "config": asdict(cfg)}, ema)
+            saved = step
 
     def run_eval(step: int, record: dict) -> bool:
         if evaluate is None or not accelerator.is_main_process:
@@ -114,7 +120,7 @@ def fit(
         total, desc = float("inf"), f"{desc} ({cfg.time_budget_s / 60:g} min budget)"
     bar = tqdm(range(start, cfg.steps), initial=start, total=total, desc=desc,
                disable=not accelerator.is_local_main_process)
-    step = start
+    completed = start  # optimizer steps taken: what a state saved on Ctrl-C holds, wherever the loop stood
     try:
         for step in bar:
             for group in optimizer.param_groups:
@@ -128,13 +134,14 @@ def fit(
                 ema.step(accelerator.unwrap_model(model).parameters())
             record = {"step": step + 1, "loss": value.item(), "lr": optimizer.param_groups[0]["lr"],
                       "seconds": time.perf_counter() - t0}
+            history.append(record)  # evaluations below fill in the same record
+            completed = step + 1
             bar.set_postfix(loss=f"{record['loss']:.3f}")
             done = step + 1 == cfg.steps or bool(cfg.time_budget_s and record["seconds"] >= cfg.time_budget_s)
             if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or done):
                 if run_eval(step, record):
                     done = True
                 bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-            history.append(record)
             if cfg.snapshot_every and (step + 1) % cfg.snapshot_every == 0 and accelerator.is_main_process:
                 accelerator.unwrap_model(model).save_pretrained(out / "snapshots" / f"step-{step + 1:06d}")
             if (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or done:
@@ -142,8 +149,8 @@ def fit(
             if done:
                 break
     except KeyboardInterrupt:
-        checkpoint(step)
-        accelerator.print(f"\ninterrupted at step {step}; the state is saved: run again with --resume")
+        checkpoint(completed)
+        accelerator.print(f"\ninterrupted at step {completed}; the state is saved: run again with --resume")
         raise
     finally:
         bar.close()
@@ -156,15 +163,16 @@ def fit(
 
 def plot_history(history: list[dict], path: Path) -> None:
     """The loss curve, and any evaluated figure beside it, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    # A Figure drawn on its own Agg canvas: no pyplot and no global backend switch, which would silently stop
+    # plt.show() in the notebook of whoever imported this module.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if not history:
         return
     evals = sorted({k for h in history for k in h} - {"step", "loss", "lr", "seconds"})
     fig = Figure(figsize=(9 if evals else 5, 3.2), layout="constrained")
+    FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2 if evals else 1, squeeze=False)[0]
     axes[0].plot([h["step"] for h in history], [h["loss"] for h in history], linewidth=0.8)
     axes[0].set(xlabel="step", ylabel="loss", yscale="log", title="training loss")

@@ -97,17 +97,19 @@ def test_ship_copies_a_run_without_optimizer_state(tmp_path, monkeypatch):
         "config.json", "diffusion_pytorch_model.safetensors", "metrics.json"]
 
 
-def test_train_minutes_is_a_clock_budget(monkeypatch):
+def test_train_minutes_is_a_clock_budget(monkeypatch, tmp_path, capsys):
     """--minutes trains for a time (the cosine follows the clock: test_training), --steps then only bounds it."""
     import mmdiff_lab.t2i as t2i
 
     seen = []
     monkeypatch.setattr(t2i, "train_t2i", lambda cfg, out, resume=False, judge=None: seen.append(cfg) or (None, []))
-    assert cli.main(["train", "t2i", "--minutes", "30", "--out", "unused"]) == 0
-    assert cli.main(["train", "t2i", "--minutes", "0.5", "--steps", "500", "--out", "unused"]) == 0
+    out = str(tmp_path / "unused")
+    assert cli.main(["train", "t2i", "--minutes", "30", "--out", out]) == 0
+    assert cli.main(["train", "t2i", "--minutes", "0.5", "--steps", "500", "--out", out]) == 0
     assert [(c.time_budget_s, c.steps) for c in seen] == [(1800, 10**9), (30, 500)]
-    with pytest.raises(SystemExit, match="--minutes must be > 0, got -1"):
-        cli.main(["train", "t2i", "--minutes", "-1"])
-    with pytest.raises(SystemExit, match="judge trains for a number of --steps"):
-        cli.main(["train", "judge", "--minutes", "5"])
+    for argv, message in ((["t2i", "--minutes", "-1"], "argument --minutes: must be a finite number > 0, got -1"),
+                          (["judge", "--minutes", "5"], "--minutes is for clip, prior, t2i, not judge")):
+        with pytest.raises(SystemExit) as e:
+            cli.main(["train", *argv, "--out", out])
+        assert e.value.code == 2 and message in capsys.readouterr().err
     assert len(seen) == 2

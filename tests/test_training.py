@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmdiff_lab import cli
-from mmdiff_lab.checkpoint import CheckpointError, load_state, save_state
+from mmdiff_lab.checkpoint import CheckpointError, latest_state, load_state, save_state
 from mmdiff_lab.clip import make_pool, world_tokenizer
 from mmdiff_lab.data import ShapesWorld
 from mmdiff_lab.encoders import DualEncoder, clip_loss
@@ -55,7 +55,7 @@ def test_a_time_budget_ends_the_run_and_its_cosine(tmp_path):
         assert lr_factor(step, cfg, h["seconds"]) <= h["lr"] / cfg.lr <= lr_factor(step, cfg, before["seconds"])
 
 
-def test_interrupted_run_resumes_exactly(tmp_path):
+def test_interrupted_run_resumes_exactly(tmp_path, capsys):
     cfg = TrainConfig(steps=6, warmup=2, checkpoint_every=2, eval_every=0, lr=1e-3)
     straight, batch, loss = _setup()
     fit(straight, batch, loss, cfg, tmp_path / "straight")
@@ -69,9 +69,11 @@ def test_interrupted_run_resumes_exactly(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         fit(interrupted, failing_batch, loss, cfg, tmp_path / "run")
-    assert json.loads((tmp_path / "run/state/state.json").read_text())["step"] == 4
+    assert [p.name for p in (tmp_path / "run/state").iterdir()] == ["step-000004"]  # older states deleted
+    assert json.loads((tmp_path / "run/state/step-000004/state.json").read_text())["step"] == 4
     resumed, _, _ = _setup()
     history = fit(resumed, batch, loss, cfg, tmp_path / "run", resume=True)
+    assert "resuming from step 4 (" in capsys.readouterr().out
     assert [h["step"] for h in history] == [1, 2, 3, 4, 5, 6]
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
@@ -83,15 +85,24 @@ def test_state_files_are_safetensors_and_errors_name_them(tmp_path):
     opt = torch.optim.AdamW(model.parameters())
     model(torch.zeros(2, 3, 32, 32), torch.ones(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long))[0].sum().backward()
     opt.step()
-    save_state(tmp_path / "state", model, opt, 7)
-    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["model.safetensors", "optimizer.safetensors",
-                                                                       "state.json"]
-    assert load_state(tmp_path / "state", model, torch.optim.AdamW(model.parameters()))["step"] == 7
-    (tmp_path / "state/optimizer.safetensors").write_bytes(b"\x00" * 20)
+    folder = save_state(tmp_path / "state", model, opt, 7)
+    assert folder == tmp_path / "state/step-000007" == latest_state(tmp_path / "state")
+    assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors", "optimizer.safetensors", "state.json"]
+    assert load_state(folder, model, torch.optim.AdamW(model.parameters()))["step"] == 7
+    (folder / "optimizer.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(CheckpointError, match="optimizer.safetensors: corrupt"):
-        load_state(tmp_path / "state", model, torch.optim.AdamW(model.parameters()))
+        load_state(folder, model, torch.optim.AdamW(model.parameters()))
     with pytest.raises(CheckpointError, match="no training state"):
         load_state(tmp_path / "nothing", model, opt)
+    assert latest_state(tmp_path / "nothing") is None
+
+
+def test_resume_without_a_state_says_there_is_none(tmp_path):
+    model, batch, loss = _setup()
+    cfg = TrainConfig(steps=2, warmup=1, eval_every=0)
+    (tmp_path / "state/step-000002.tmp").mkdir(parents=True)  # a save cut short is not a state
+    with pytest.raises(CheckpointError, match="no complete training state to resume from"):
+        fit(model, batch, loss, cfg, tmp_path, resume=True)
 
 
 def test_cli_trains_clip_then_prior(tmp_path, capsys):
@@ -105,3 +116,20 @@ def test_cli_trains_clip_then_prior(tmp_path, capsys):
     assert cli.main(["train", "prior", "--clip", str(clip_out), "--out", str(prior_out), *args]) == 0
     assert "prior_text_to_image_recall@1" in json.loads((prior_out / "metrics.json").read_text())
     assert "saved to" in capsys.readouterr().out
+
+
+def test_plot_history_leaves_the_matplotlib_backend_alone(tmp_path):
+    """A student's notebook keeps its backend (plt.show() keeps working) after the library draws a loss curve."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, pathlib\n"
+            "matplotlib.use('svg')\n"
+            "import mmdiff_lab, mmdiff_lab.cli, mmdiff_lab.training as t\n"
+            "t.plot_history([{'step': 1, 'loss': 1.0, 'lr': 0.1, 'seconds': 0.1},"
+            " {'step': 2, 'loss': 0.5, 'lr': 0.1, 'seconds': 0.2, 'recall': 0.5}],"
+            f" pathlib.Path({str(tmp_path / 'loss.png')!r}))\n"
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "svg"
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,6 +3,8 @@ project's own `mmdiff-lab train` commands and loaded with no network."""
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).parent
@@ -17,39 +19,88 @@ SHIPPED_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "tokenize
 #: A pipeline's component folders (diffusers' layout), shipped whole.
 SHIPPED_FOLDERS = ("denoiser", "text_encoder", "tokenizer", "scheduler")
 
+#: A shipped name is one plain folder name: lower case, no separators, never "." or "..", and never starting
+#: with a dot, which keeps the names of ship's own temporary folders (".NAME.new", ".NAME.old") out of reach.
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
 
 def _is_checkpoint(folder: Path) -> bool:
     return (folder / "config.json").is_file() or (folder / "model_index.json").is_file()
 
 
+def check_name(name: str) -> str:
+    """``name`` if it is a plain model name (e.g. clip-shapes), else a ValueError saying what is allowed."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a model name: use 1 to 64 lower-case letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit (e.g. clip-shapes)")
+    return name
+
+
 def available() -> list[str]:
     """Names of the shipped checkpoints present in the installed package."""
-    return sorted(p.name for p in ROOT.iterdir() if p.is_dir() and _is_checkpoint(p))
+    return sorted(p.name for p in ROOT.iterdir() if NAME.fullmatch(p.name) and p.is_dir() and _is_checkpoint(p))
 
 
 def path(name: str) -> Path:
     """The folder of a shipped checkpoint; a clear error lists what is there when it is missing."""
     folder = ROOT / name
-    if not _is_checkpoint(folder):
+    if not (isinstance(name, str) and NAME.fullmatch(name)) or not _is_checkpoint(folder):
         have = ", ".join(available()) or "none"
         raise FileNotFoundError(f"no shipped checkpoint {name!r} in {ROOT} (available: {have})")
     return folder
 
 
-def ship(run: str | Path, name: str) -> Path:
-    """Copy a finished training run's weights, config, tokenizer and figures into the package as ``name``."""
-    import shutil
+def _inside(child: Path, parent: Path) -> bool:
+    child, parent = child.resolve(), parent.resolve()
+    return child == parent or child.is_relative_to(parent)
 
+
+def _finish_interrupted_swap(target: Path, old: Path, new: Path) -> None:
+    """Undo what a killed ship left: the old model set aside but the new one not yet in place goes back."""
+    if old.exists():
+        if target.exists():
+            shutil.rmtree(old)  # the swap completed; only deleting the old copy was cut short
+        else:
+            old.rename(target)
+    shutil.rmtree(new, ignore_errors=True)
+
+
+def ship(run: str | Path, name: str) -> Path:
+    """Copy a finished training run's weights, config, tokenizer and figures into the package as ``name``.
+
+    The copy is made beside the shipped folder and swapped in by renames, so a failure (or a kill) at any
+    point leaves the previous model intact: a later ship puts it back if it was set aside.
+    """
+    check_name(name)
     run = Path(run)
-    if not _is_checkpoint(run):
+    if _inside(run, ROOT) or _inside(ROOT, run):
+        raise ValueError(f"{run}: the run folder must lie outside the shipped checkpoints ({ROOT}) and not contain "
+                         "them; ship from the training run's own folder, e.g. runs/clip-shapes")
+    if not run.is_dir() or not _is_checkpoint(run):
         raise FileNotFoundError(f"{run}: not a finished training run (no config.json or model_index.json)")
-    target = ROOT / name
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir()
-    for file in SHIPPED_FILES:
-        if (run / file).is_file():
-            shutil.copy2(run / file, target / file)
-    for sub in SHIPPED_FOLDERS:
-        if (run / sub).is_dir():
-            shutil.copytree(run / sub, target / sub)
+    target, new, old = ROOT / name, ROOT / f".{name}.new", ROOT / f".{name}.old"
+    _finish_interrupted_swap(target, old, new)
+    if target.exists() and not (target.is_dir() and not target.is_symlink() and _is_checkpoint(target)):
+        raise ValueError(f"{target} exists and is not a shipped model; move it away or choose another name")
+    try:
+        new.mkdir()
+        for file in SHIPPED_FILES:
+            if (run / file).is_file():
+                shutil.copy2(run / file, new / file)
+        for sub in SHIPPED_FOLDERS:
+            if (run / sub).is_dir():
+                shutil.copytree(run / sub, new / sub)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    try:
+        if target.exists():
+            target.rename(old)
+        new.rename(target)
+    except BaseException:
+        if old.exists() and not target.exists():
+            old.rename(target)
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return target

@@ -1,0 +1,165 @@
+"""`mmdiff-lab train` checks every argument before any work starts: exit status 2, and a message on stderr that
+names the argument and what it allows. The trainers are replaced by tripwires, so any work at all fails."""
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmdiff_lab import cli
+
+
+@pytest.fixture
+def started(monkeypatch, tmp_path) -> list:
+    """Records every trainer that was called; runs in a temporary folder so default outputs land there."""
+    import mmdiff_lab.clip as clip
+    import mmdiff_lab.metrics.judge as judge
+    import mmdiff_lab.prior as prior
+    import mmdiff_lab.t2i as t2i
+
+    calls: list = []
+    for module, name in ((clip, "train_clip"), (prior, "train_prior"), (t2i, "train_t2i"), (judge, "train_judge")):
+        monkeypatch.setattr(module, name, lambda cfg, out, *a, _n=name, **k: calls.append((_n, cfg, out)) or (
+            (None, {"true_render_accuracy": 1.0}) if _n == "train_judge" else (None, [])))
+    monkeypatch.chdir(tmp_path)
+    return calls
+
+
+def _fails(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+BAD = [
+    (["--steps", "0"], "argument --steps: must be >= 1, got 0"),
+    (["--steps", "-5"], "argument --steps: must be >= 1, got -5"),
+    (["--steps", "ten"], "argument --steps: expected a whole number >= 1, got 'ten'"),
+    (["--steps", "2.5"], "argument --steps: expected a whole number"),
+    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["--batch-size", "-8"], "argument --batch-size: must be >= 1"),
+    (["--batch-size", "1"], "--batch-size must be >= 2 for clip"),
+    (["--lr", "0"], "argument --lr: must be a finite number > 0, got 0"),
+    (["--lr=-1e-3"], "argument --lr: must be a finite number > 0"),
+    (["--lr", "nan"], "argument --lr: must be a finite number > 0, got nan"),
+    (["--lr", "inf"], "argument --lr: must be a finite number > 0, got inf"),
+    (["--lr", "fast"], "argument --lr: expected a number > 0"),
+    (["--minutes", "0"], "argument --minutes: must be a finite number > 0"),
+    (["--minutes", "-1"], "argument --minutes: must be a finite number > 0, got -1"),
+    (["--minutes", "inf"], "argument --minutes: must be a finite number > 0"),
+    (["--eval-every", "-1"], "argument --eval-every: must be >= 0, got -1"),
+    (["--checkpoint-every", "-1"], "argument --checkpoint-every: must be >= 0, got -1"),
+    (["--snapshot-every", "-2"], "argument --snapshot-every: must be >= 0, got -2"),
+    (["--pool-size", "0"], "argument --pool-size: must be >= 1, got 0"),
+    (["--pool-size", "1"], "--pool-size must be >= 2 for clip"),
+    (["--object-weight", "0"], "--object-weight is for t2i, not clip"),
+    (["--seed", "-1"], "argument --seed: must be in [0, 4294967295], got -1"),
+    (["--target-recall", "0"], "argument --target-recall: must be a finite number (0, 1], got 0"),
+    (["--target-recall", "1.5"], "argument --target-recall: must be a finite number (0, 1]"),
+    (["--target-recall", "-0.2"], "argument --target-recall: must be a finite number (0, 1]"),
+    (["--world", "moon"], "argument --world: expected shapes, digits or folder:PATH, got 'moon'"),
+    (["--world", "folder:/no/such/place"], "argument --world: 'folder:/no/such/place': the folder"),
+    (["--world", "folder:"], "argument --world: 'folder:': the folder '' does not exist"),
+    (["--preset", "huge"], "--preset 'huge': choose one of tiny, lab"),
+    (["--backbone", "unet"], "--backbone is for t2i, not clip"),
+    (["--judge", "judge-shapes"], "--judge is for t2i, not clip"),
+    (["--unsaid-colour", "0.5"], "--unsaid-colour is for t2i, not clip"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_train_arguments_are_named_before_any_work(started, capsys, tmp_path, args, message):
+    err = _fails(["train", "clip", "--out", "run", *args], capsys)
+    assert message in err
+    assert started == [] and not (tmp_path / "run").exists()
+
+
+T2I_AND_OTHERS = [
+    (["train", "t2i", "--unsaid-colour", "1.5"], "argument --unsaid-colour: must be a finite number [0, 1], got 1.5"),
+    (["train", "t2i", "--object-weight", "-1"], "argument --object-weight: must be a finite number >= 0, got -1"),
+    (["train", "t2i", "--object-weight", "nan"], "argument --object-weight: must be a finite number >= 0"),
+    (["train", "t2i", "--preset", "medium"], "--preset 'medium': choose one of tiny, lab"),
+    (["train", "t2i", "--backbone", "unet", "--preset", "x"], "--preset 'x': choose one of tiny, lab"),
+    (["train", "t2i", "--clip", "no-such-model"], "--clip no-such-model: no such folder, and no shipped model"),
+    (["train", "t2i", "--clip", "./missing"], "--clip ./missing: no such folder"),
+    (["train", "t2i", "--judge", "no-such-judge"], "--judge no-such-judge: no such folder, and no shipped model"),
+    (["train", "t2i", "--judge", "./gone"], "--judge ./gone: not a judge folder"),
+    (["train", "t2i", "--world", "digits", "--unsaid-colour", "0.5"], "--unsaid-colour is for t2i on shapes"),
+    (["train", "t2i", "--world", "digits", "--judge", "judge-shapes"], "--judge is for t2i on shapes"),
+    (["train", "t2i", "--target-recall", "0.9"], "--target-recall is for clip, not t2i"),
+    (["train", "prior", "--clip", "runs/nothing"], "--clip runs/nothing: not a trained dual encoder"),
+    (["train", "prior"], "--clip runs/clip-shapes: not a trained dual encoder"),
+    (["train", "judge", "--minutes", "5"], "--minutes is for clip, prior, t2i, not judge"),
+    (["train", "judge", "--world", "digits"], "--world is for clip, prior, t2i, not judge"),
+    (["train", "judge", "--resume"], "--resume is for clip, prior, t2i, not judge"),
+    (["train", "judge", "--checkpoint-every", "5"], "--checkpoint-every is for clip, prior, t2i, not judge"),
+    (["train", "unicorn"], "argument model: invalid choice: 'unicorn'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), T2I_AND_OTHERS, ids=[" ".join(a) for a, _ in T2I_AND_OTHERS])
+def test_bad_arguments_of_each_model_are_named(started, capsys, argv, message):
+    assert message in _fails([*argv, "--out", "run"], capsys)
+    assert started == []
+
+
+def test_out_that_is_a_file_or_cannot_be_written_fails_at_once(started, capsys, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    assert "--out a-file: is a file, not a folder" in _fails(["train", "clip", "--out", "a-file"], capsys)
+    err = _fails(["train", "clip", "--out", "a-file/run"], capsys)
+    assert "--out a-file/run: cannot write there (Not a directory)" in err
+    err = _fails(["train", "clip", "--out", "/proc/mmdiff-lab-run"], capsys)  # refused even to root
+    assert "--out /proc/mmdiff-lab-run: cannot write there" in err
+    assert started == []
+
+
+def test_out_holding_a_run_needs_resume_and_resume_needs_a_state(started, capsys, tmp_path):
+    err = _fails(["train", "clip", "--out", "run", "--resume"], capsys)
+    assert "--resume: no complete training state in run/state to resume from; run without --resume" in err
+    state = tmp_path / "run/state/step-000250"
+    state.mkdir(parents=True)
+    (state / "state.json").write_text(json.dumps({"step": 250}))
+    err = _fails(["train", "clip", "--out", "run"], capsys)
+    assert "--out run already holds a run's training state (step-000250); pass --resume to continue it" in err
+    assert started == [] and (state / "state.json").is_file()
+    assert cli.main(["train", "clip", "--out", "run", "--resume"]) == 0
+    assert [(name, str(out)) for name, _, out in started] == [("train_clip", "run")]
+
+
+def test_a_folder_world_with_bad_rows_is_refused_before_training(started, capsys, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/metadata.jsonl").write_text('{"file_name": "../escape.png", "text": "a cat"}\n')
+    err = _fails(["train", "clip", "--world", "folder:mine", "--out", "run"], capsys)
+    assert "--world folder:mine:" in err and "metadata.jsonl:1" in err and "outside" in err
+    assert started == []
+
+
+def test_good_arguments_reach_the_trainer(started, tmp_path):
+    assert cli.main(["train", "clip", "--steps", "3", "--batch-size", "2", "--lr", "1e-4", "--target-recall", "1",
+                     "--eval-every", "0", "--checkpoint-every", "0", "--snapshot-every", "0", "--seed", "0",
+                     "--out", "run"]) == 0
+    name, cfg, out = started[0]
+    assert (name, cfg.steps, cfg.batch_size, cfg.lr, cfg.target_recall, str(out)) == (
+        "train_clip", 3, 2, 1e-4, 1.0, "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []  # the write probe is gone
+    assert cli.main(["train", "judge", "--steps", "1", "--out", "judge"]) == 0
+    assert started[1][0] == "train_judge"
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=8) | st.floats(allow_nan=True, allow_infinity=True).map(repr))
+def test_any_learning_rate_text_is_taken_only_when_finite_and_positive(text):
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    ok = value is not None and math.isfinite(value) and value > 0
+    try:
+        assert cli._number(0, low_open=True)(text) == value and ok
+    except cli.argparse.ArgumentTypeError as e:
+        assert not ok and "> 0" in str(e)
+
