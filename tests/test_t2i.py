@@ -448,7 +448,7 @@ def test_training_saves_a_pipeline_and_resumes_with_ema(tmp_path):
         whole = load_pipeline(tmp_path / "full")
         half = T2ITrainConfig(**{**cfg.__dict__, "steps": 2})
         train_t2i(half, tmp_path / "resumed")
-        state = json.loads((tmp_path / "resumed" / "state" / "state.json").read_text())
+        state = json.loads((tmp_path / "resumed" / "state" / "step-000002" / "state.json").read_text())
         assert state["step"] == 2 and state["ema"]["optimization_step"] == 2
         train_t2i(cfg, tmp_path / "resumed", resume=True)
     resumed = load_pipeline(tmp_path / "resumed")
