@@ -28,6 +28,9 @@ class DenoisingStepper(W.VBox):
     """
 
     def __init__(self, state: DenoisingStepping | None = None, pipeline=None, **traits):
+        if state is not None and (traits or pipeline is not None):
+            given = [*traits, *(["pipeline"] if pipeline is not None else [])]
+            raise TypeError(f"give a state or the settings of a new one, not both (got {', '.join(given)})")
         self.state = state if state is not None else DenoisingStepping(pipeline, **traits)
         s = self.state
         wide = W.Layout(width="520px")

@@ -27,6 +27,8 @@ class ForwardNoisingExplorer(W.VBox):
     """
 
     def __init__(self, state: ForwardNoising | None = None, **traits):
+        if state is not None and traits:
+            raise TypeError(f"give a state or initial values for a new one, not both (got {', '.join(traits)})")
         self.state = state if state is not None else ForwardNoising(**traits)
         s = self.state
 

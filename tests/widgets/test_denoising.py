@@ -174,6 +174,8 @@ def test_constructor_arguments_reach_the_controls(pipe):
         ("a large blue square at the top", 4, "euler", 5, 2.5, (0.2, 0.7), "a large red square at the top", 1.25, "ddim")
     with pytest.raises(ValueError, match=r"steps must be in 1\.\.200, got 0"):
         DenoisingStepper(pipeline=pipe, steps=0)
+    with pytest.raises(TypeError, match="not both .got seed, pipeline."):
+        DenoisingStepper(make(pipe), pipeline=pipe, seed=3)
 
 
 def test_branch_before_run_says_so(pipe):

@@ -3,8 +3,9 @@
 from datetime import datetime, timezone
 
 import ipywidgets as W
+import pytest
 
-from mmdiff_lab.widgets import ForwardNoisingExplorer
+from mmdiff_lab.widgets import ForwardNoising, ForwardNoisingExplorer
 
 
 def test_constructor_returns_a_widget_and_does_not_display(capsys):
@@ -67,6 +68,11 @@ def test_every_constructor_argument_reaches_the_controls_and_the_picture():
     assert "t = 300" in explorer.status.value
     # Play must start where the slider is: in the browser a new link copies its source's value to its target.
     assert explorer.play.value == 300 and explorer.play_link.source[0] is explorer.t
+
+
+def test_a_state_and_initial_values_together_are_refused():
+    with pytest.raises(TypeError, match="not both .got t."):
+        ForwardNoisingExplorer(ForwardNoising(), t=300)
 
 
 def test_a_refused_number_snaps_the_field_back_and_says_why():
