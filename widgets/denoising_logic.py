@@ -6,9 +6,10 @@ guidance difference at every step, through the pipeline's ``callback_on_step_end
 reads that record and its cached PNGs. Branch continues from the current step's x_t with the branch
 settings, and both runs are shown side by side.
 
-The run's settings start from the pipeline's recommended ones (``pipe.defaults``) where it has them, so
-that the stepper draws what the pipeline gives. A failed run or branch shows ``type: message`` in the error
-line and keeps the last good record, its pictures stamped STALE until the next good run.
+The run's settings (guidance scale, sampler, steps, guidance interval) start from the pipeline's
+recommended ones (``pipe.defaults``) where it has them, so that the stepper draws what the pipeline gives.
+A failed run or branch shows ``type: message`` in the error line and keeps the last good record, its
+pictures stamped STALE until the next good run.
 """
 
 from __future__ import annotations
@@ -31,21 +32,25 @@ MAX_STEPS = 200  # a recorded run keeps four (1, 3, 32, 32) tensors per step
 MAX_GUIDANCE = 20.0
 SEED_MAX = 2**31 - 1
 #: what the stepper uses when the pipeline recommends nothing
-FALLBACK = {"guidance_scale": 3.0, "sampler": "dpm++", "steps": 20}
+FALLBACK = {"guidance_scale": 3.0, "sampler": "dpm++", "steps": 20, "interval_lo": 0.0, "interval_hi": 1.0}
 #: where each setting may sit in ``pipe.defaults`` (a mapping or an object with attributes)
 DEFAULT_NAMES = {"guidance_scale": ("guidance_scale", "guidance"), "sampler": ("sampler",),
-                 "steps": ("num_inference_steps", "steps")}
+                 "steps": ("num_inference_steps", "steps"), "interval": ("guidance_interval",)}
 
 
 def pipeline_defaults(pipe) -> dict:
-    """The pipeline's recommended guidance scale, sampler and steps (``pipe.defaults``), else FALLBACK's."""
+    """The pipeline's recommended guidance scale, sampler, steps and guidance interval (``pipe.defaults``),
+    else FALLBACK's, as the stepper's traits."""
     found = getattr(pipe, "defaults", None)
     out = dict(FALLBACK)
     for setting, names in DEFAULT_NAMES.items():
         for name in names:
             value = found.get(name) if isinstance(found, Mapping) else getattr(found, name, None)
             if value is not None:
-                out[setting] = value
+                if setting == "interval":
+                    out["interval_lo"], out["interval_hi"] = (float(v) for v in value)
+                else:
+                    out[setting] = value
                 break
     return out
 
@@ -73,8 +78,8 @@ class DenoisingStepping(Feedback):
     sampler = Enum(tuple(SCHEDULERS), default_value=FALLBACK["sampler"])
     steps = Int(FALLBACK["steps"])
     guidance_scale = Float(FALLBACK["guidance_scale"])
-    interval_lo = Float(0.0, help="guide only where t / T >= this")
-    interval_hi = Float(1.0, help="guide only where t / T <= this")
+    interval_lo = Float(FALLBACK["interval_lo"], help="guide only where t / T >= this")
+    interval_hi = Float(FALLBACK["interval_hi"], help="guide only where t / T <= this")
 
     step = Int(0, help="which recorded step is shown, counted from 0 (the status counts from 1)")
     n_steps = Int(0, help="steps in the recorded run (0: nothing run yet)")

@@ -158,9 +158,11 @@ def test_defaults_come_from_the_pipeline_and_arguments_beat_them(pipe, monkeypat
                         raising=False)
     s = DenoisingStepping(pipe)
     assert (s.guidance_scale, s.sampler, s.steps, s.branch_guidance, s.branch_sampler) == (1.5, "euler", 7, 1.5, "euler")
-    monkeypatch.setattr(pipe, "defaults", SimpleNamespace(guidance_scale=2.0, sampler="ddim", steps=9))
+    monkeypatch.setattr(pipe, "defaults", SimpleNamespace(guidance_scale=2.0, sampler="ddim", steps=9,
+                                                          guidance_interval=(0.1, 0.9)))
     s = DenoisingStepping(pipe, steps=6, guidance_scale=4.0)
     assert (s.guidance_scale, s.sampler, s.steps, s.branch_guidance) == (4.0, "ddim", 6, 4.0)
+    assert (s.interval_lo, s.interval_hi) == (0.1, 0.9)
     assert s.run()
     assert s.trajectory.meta["sampler"] == "ddim" and s.n_steps == 6
 
