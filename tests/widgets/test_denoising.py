@@ -151,15 +151,19 @@ def test_any_prompt_runs_or_says_why_and_never_raises(pipe, prompt):
     assert s.final_png.startswith(b"\x89PNG") if ok else ": " in s.error
 
 
+def recommends(monkeypatch, pipe, defaults) -> None:
+    """Make ``pipe.defaults`` return ``defaults`` (on the class: a pipeline may define it as a property)."""
+    monkeypatch.setattr(type(pipe), "defaults", property(lambda self: defaults), raising=False)
+
+
 def test_defaults_come_from_the_pipeline_and_arguments_beat_them(pipe, monkeypatch):
-    assert (DenoisingStepping(pipe).guidance_scale, DenoisingStepping(pipe).sampler, DenoisingStepping(pipe).steps) \
-        == (FALLBACK["guidance_scale"], FALLBACK["sampler"], FALLBACK["steps"])
-    monkeypatch.setattr(pipe, "defaults", {"guidance_scale": 1.5, "sampler": "euler", "num_inference_steps": 7},
-                        raising=False)
+    recommends(monkeypatch, pipe, None)
+    s = DenoisingStepping(pipe)
+    assert (s.guidance_scale, s.sampler, s.steps, s.interval_lo, s.interval_hi) == tuple(FALLBACK.values())
+    recommends(monkeypatch, pipe, {"guidance_scale": 1.5, "sampler": "euler", "num_inference_steps": 7})
     s = DenoisingStepping(pipe)
     assert (s.guidance_scale, s.sampler, s.steps, s.branch_guidance, s.branch_sampler) == (1.5, "euler", 7, 1.5, "euler")
-    monkeypatch.setattr(pipe, "defaults", SimpleNamespace(guidance_scale=2.0, sampler="ddim", steps=9,
-                                                          guidance_interval=(0.1, 0.9)))
+    recommends(monkeypatch, pipe, SimpleNamespace(guidance_scale=2.0, sampler="ddim", steps=9, guidance_interval=(0.1, 0.9)))
     s = DenoisingStepping(pipe, steps=6, guidance_scale=4.0)
     assert (s.guidance_scale, s.sampler, s.steps, s.branch_guidance) == (4.0, "ddim", 6, 4.0)
     assert (s.interval_lo, s.interval_hi) == (0.1, 0.9)
