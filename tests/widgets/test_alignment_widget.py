@@ -1,6 +1,7 @@
 """The EmbeddingAlignmentExplorer driven as a browser would: set a control, check what is shown."""
 
 import ipywidgets as W
+import pytest
 
 from mmdiff_lab.widgets import EmbeddingAlignment, EmbeddingAlignmentExplorer
 
@@ -42,3 +43,16 @@ def test_layout_placeholders_and_notes(parts):
     assert live.images.layout.display == "none" and "UnknownWordError: unknown word 'sqare'" in live.error.value
     live.image_index.value = 1000
     assert live.image_index.value == 59  # the slider's own bound
+
+
+@pytest.mark.parametrize("query", ["", "   ", "кот", "🙂", "nan", "a " * 300, "A LARGE BLUE SQUARE AT THE TOP"])
+def test_typed_queries_rank_or_say_why_in_place(parts, query):
+    models, tok, pool, attrs, prior = parts
+    explorer = EmbeddingAlignmentExplorer(EmbeddingAlignment(models[:1], ["s1"], tok, pool, attrs, prior=prior,
+                                                             method="pca"))
+    explorer.query.value = query
+    shown = explorer.images.layout.display is None
+    if explorer.state.error:
+        assert not shown and ": " in explorer.state.error
+    else:
+        assert shown == bool(query.strip())

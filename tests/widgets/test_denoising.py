@@ -239,3 +239,15 @@ def test_pictures_show_at_their_size_and_placeholders_before_a_run(pipe):
     assert w.finals.layout.display is None and w.finals.layout.width == f"{width}px"
     assert width <= 120 and height <= 130, "one 96 px image with its label, not stretched to the page"
     assert "mmdiff-picture" in w.finals._dom_classes and "pixelated" in w.children[0].value
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "кот на коврике", "🙂 circle", "nan", "-1", "a " * 500,
+                                    "a red circle.", "A SMALL RED CIRCLE ON THE LEFT", "a\tsmall\nred circle"])
+def test_typed_prompts_run_or_say_why_in_place(pipe, prompt):
+    w = DenoisingStepper(pipeline=pipe, steps=2)
+    w.prompt.value = prompt
+    w.run_button.click()
+    if w.state.error:
+        assert w.state.n_steps == 0 and ": " in w.state.error and w.error.value.startswith("<span")
+    else:
+        assert w.state.n_steps == 2 and w.finals.layout.display is None
