@@ -1,10 +1,11 @@
-"""Logic of the embedding-alignment explorer: checkpoints and pairs in, pictures of the shared space out.
-No ipywidgets here (STYLE.md).
+"""Logic of the embedding-alignment explorer: checkpoints and pairs in, pictures of the shared space out,
+with no ipywidgets (tested on its own).
 
 For the chosen checkpoint: a 2-D map (UMAP or PCA) of image and caption embeddings together, a line
 joining each pair, points coloured by an attribute; the similarity matrix of a batch; the modality gap,
 alignment and uniformity. A text query ranks the images; a picked image ranks the captions; the prior's
-sampled trajectory for the query is drawn onto the same map.
+sampled trajectory for the query is drawn onto the same map. Points coloured by a colour word are drawn
+in that colour, as the world paints it.
 
 Everything per checkpoint (embeddings, projection, picture) is computed once and cached, so moving the
 checkpoint slider back and forth refits nothing.
@@ -16,20 +17,21 @@ import html
 from dataclasses import dataclass
 
 import matplotlib
-
-matplotlib.use("Agg")
-
 import numpy as np
 import torch
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from traitlets import Bool, Bytes, Enum, HasTraits, Int, List, Unicode, observe, validate
+from traitlets import Bool, Bytes, Enum, Int, List, Unicode, observe, validate
 
 from mmdiff_lab.clip import PairPool, embed_images, embed_texts
+from mmdiff_lab.data import parse
+from mmdiff_lab.data.shapes import COLOURS, HELDOUT_PAIRS, UNSAID_GREY
 from mmdiff_lab.metrics import alignment, modality_gap, uniformity
 from mmdiff_lab.projection import Projection
-from mmdiff_lab.text import Tokenizer, UnknownWordError
+from mmdiff_lab.text import Tokenizer
 from mmdiff_lab.trajectory import Trajectory
 
+from .feedback import Feedback
 from .plots import figure_png, labelled_strip, png
 
 SIM_BATCH = 16  # pairs shown in the similarity matrix
@@ -46,7 +48,34 @@ class Space:
     stats: dict[str, float]
 
 
-class EmbeddingAlignment(HasTraits):
+def describe_pool(captions: list[str]) -> str:
+    """What the pool holds, read from its captions: ShapesWorld's held-out split puts in every scene a
+    (colour, shape) pair that training never shows."""
+    held = []
+    for caption in captions:
+        try:
+            scene = parse(caption)
+        except Exception:  # noqa: BLE001 - not a ShapesWorld caption: nothing to say about the split
+            return f"{len(captions)} pairs"
+        held.append(any((o.colour, o.shape) in HELDOUT_PAIRS for o in scene.objects))
+    if all(held):
+        return (f"{len(captions)} held-out pairs only: every scene has a colour-shape pair that training never "
+                "showed, so these rankings test generalisation")
+    if not any(held):
+        return f"{len(captions)} pairs of colour-shape combinations seen in training"
+    return f"{len(captions)} pairs, {sum(held)} of them with a colour-shape pair that training never showed"
+
+
+def point_colour(value, i: int):
+    """A colour word in the world's own colour (grey for an unsaid colour), anything else the i-th of tab10."""
+    if value in COLOURS:
+        return tuple(c / 255 for c in COLOURS[value])
+    if value is None:
+        return tuple(c / 255 for c in UNSAID_GREY)
+    return matplotlib.colormaps["tab10"](i % 10)
+
+
+class EmbeddingAlignment(Feedback):
     """State and pictures of a shared embedding space over training checkpoints.
 
     Args:
@@ -56,6 +85,8 @@ class EmbeddingAlignment(HasTraits):
         pool: the pairs to show (a few hundred to a few thousand).
         attributes: {name: (N,) list of values} to colour the points by, e.g. {"colour": [...]}.
         prior: an EmbeddingPrior trained in the last checkpoint's space, or None.
+        pool_name: what the pool holds, shown under the query box (by default read from its captions).
+        **traits: initial values, e.g. ``method="pca", query="a red circle on the left"``.
     """
 
     checkpoint = Int(0, help="which checkpoint is shown")
@@ -63,7 +94,7 @@ class EmbeddingAlignment(HasTraits):
     method = Enum(("umap", "pca"), default_value="umap")
     query = Unicode("", help="a caption to rank images by")
     image_index = Int(0, help="an image of the pool to rank captions by")
-    show_prior = Bool(True, help="draw the prior's sampled path for the query")
+    show_prior = Bool(True, help="draw the prior's sampled path for the query (needs a prior)")
     colour_options = List()
 
     map_png = Bytes()
@@ -71,40 +102,62 @@ class EmbeddingAlignment(HasTraits):
     images_png = Bytes()
     stats = Unicode()
     captions_html = Unicode()
-    error = Unicode()
+    pool_note = Unicode(help="what the pool holds")
+    prior_note = Unicode(help="why the prior's path is not drawn, or empty")
+
+    picture_traits = ("map_png", "similarity_png", "images_png")
 
     def __init__(self, checkpoints: list, labels: list[str], tokenizer: Tokenizer, pool: PairPool,
-                 attributes: dict[str, list] | None = None, prior=None, **kwargs):
+                 attributes: dict[str, list] | None = None, prior=None, pool_name: str | None = None, **kwargs):
         if not checkpoints:
             raise ValueError("give at least one checkpoint")
+        if len(labels) != len(checkpoints):
+            raise ValueError(f"give one label per checkpoint: {len(labels)} labels for {len(checkpoints)} checkpoints")
         self.models, self.labels, self.tokenizer, self.pool = checkpoints, labels, tokenizer, pool
         self.attributes = {"modality": ["image"] * len(pool) + ["caption"] * len(pool)}
         for name, values in (attributes or {}).items():
+            if len(values) != len(pool):
+                raise ValueError(f"attribute {name!r} has {len(values)} values for {len(pool)} pairs")
             self.attributes[name] = list(values) * 2  # the same value for an image and its caption
         self.prior = prior
+        # Several images share a caption: rank each distinct caption once, through its first pair.
+        self._distinct = sorted({c: i for i, c in reversed(list(enumerate(pool.captions)))}.values())
         self._spaces: dict[tuple[int, str], Space] = {}
         self._maps: dict[tuple, bytes] = {}
         self._ready = False
+        kwargs.setdefault("checkpoint", len(checkpoints) - 1)
+        if prior is None:
+            kwargs["show_prior"] = False
         super().__init__(**kwargs)
         self.colour_options = list(self.attributes)
-        self.checkpoint = kwargs.get("checkpoint", len(checkpoints) - 1)
+        self.pool_note = pool_name or describe_pool(pool.captions)
         self._ready = True
         self.refresh()
 
-    # -- validation --------------------------------------------------------------------------
+    # -- validation: a refused value keeps the last good one --------------------------------
 
     @validate("checkpoint")
-    def _clamp_checkpoint(self, proposal):
-        return min(max(proposal["value"], 0), len(self.models) - 1)
+    def _check_checkpoint(self, proposal):
+        if 0 <= proposal["value"] < len(self.models):
+            return proposal["value"]
+        return self.refuse(proposal, f"in 0..{len(self.models) - 1}")
 
     @validate("image_index")
-    def _clamp_image(self, proposal):
-        return min(max(proposal["value"], 0), len(self.pool) - 1)
+    def _check_image(self, proposal):
+        if 0 <= proposal["value"] < len(self.pool):
+            return proposal["value"]
+        return self.refuse(proposal, f"in 0..{len(self.pool) - 1}")
 
     @validate("colour_by")
     def _check_colour(self, proposal):
-        if proposal["value"] not in self.attributes:
-            raise ValueError(f"cannot colour by {proposal['value']!r}; choose one of {', '.join(self.attributes)}")
+        if proposal["value"] in self.attributes:
+            return proposal["value"]
+        return self.refuse(proposal, f"one of {', '.join(repr(a) for a in self.attributes)}")
+
+    @validate("show_prior")
+    def _check_show_prior(self, proposal):
+        if proposal["value"] and self.prior is None:
+            return self.refuse(proposal, "False: this explorer has no prior (pass prior=...)")
         return proposal["value"]
 
     @observe("checkpoint", "colour_by", "method", "query", "image_index", "show_prior")
@@ -135,7 +188,7 @@ class EmbeddingAlignment(HasTraits):
             self.space(k)
 
     def query_embedding(self, k: int) -> torch.Tensor | None:
-        """The query's text embedding under checkpoint k, or None (with ``error`` set) for bad input."""
+        """The query's text embedding under checkpoint k, or None for an empty query; raises on bad input."""
         text = self.query.strip()
         if not text:
             return None
@@ -146,25 +199,45 @@ class EmbeddingAlignment(HasTraits):
     # -- pictures ----------------------------------------------------------------------------
 
     def refresh(self) -> None:
+        """Redraw for the current inputs; a bad query clears the ranking, keeps the map, says why."""
         if not self._ready:
             return
         k = self.checkpoint
-        try:
-            sp = self.space(k)
-            self.error = ""
-            try:
-                q = self.query_embedding(k)
-            except UnknownWordError as e:
-                self.error = str(e)
-                q = None
-            path = self._prior_path(sp, q) if (q is not None and self.show_prior and self.prior is not None
-                                                and k == len(self.models) - 1) else None
-            self.map_png = self._draw_map(k, sp, path)
-            self.similarity_png = self._draw_similarity(k, sp)
-            self.stats = "   ".join(f"{name} = {v:.3f}" for name, v in sp.stats.items())
-            self._draw_rankings(sp, q)
-        except Exception as e:  # noqa: BLE001 - show in place, keep the widget alive
-            self.error = f"{type(e).__name__}: {e}"
+        last = len(self.models) - 1
+        if self.prior is None:
+            self.prior_note = "no prior given to this explorer: the prior's path is off"
+        elif k != last:
+            self.prior_note = f"the prior lives in the last checkpoint's space: move to {self.labels[last]!r} to see its path"
+        else:
+            self.prior_note = ""
+        if not self.attempt(lambda: self._draw(k, self.space(k))):
+            return
+        # The rest only needs a good query; a bad one clears the ranking (it would be stale) and says why.
+        sp = self.space(k)
+        if not self.attempt(lambda: self._draw_query(k, sp), stamp=()):
+            self.images_png = b""
+            self._draw_map_for(k, sp, None)
+
+    def _draw(self, k: int, sp: Space) -> None:
+        self.similarity_png = self._draw_similarity(k, sp)
+        self.stats = "   ".join(f"{name} = {v:.3f}" for name, v in sp.stats.items())
+        self._draw_captions(sp)
+
+    def _draw_query(self, k: int, sp: Space) -> None:
+        q = self.query_embedding(k)
+        self._draw_map_for(k, sp, q)
+        if q is None:
+            self.images_png = b""
+            return
+        scores = sp.image @ q
+        top = scores.topk(min(TOP_K, len(scores))).indices.tolist()
+        images = [((self.pool.pixels[i].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy() for i in top]
+        self.images_png = png(labelled_strip(images, [f"{scores[i]:.2f}" for i in top], scale=3))
+
+    def _draw_map_for(self, k: int, sp: Space, q: torch.Tensor | None) -> None:
+        path = self._prior_path(sp, q) if (q is not None and self.show_prior and self.prior is not None
+                                            and k == len(self.models) - 1) else None
+        self.map_png = self._draw_map(k, sp, path)
 
     def _prior_path(self, sp: Space, q: torch.Tensor) -> np.ndarray:
         traj = Trajectory()
@@ -179,19 +252,17 @@ class EmbeddingAlignment(HasTraits):
         xy = sp.projection.xy
         values = self.attributes[self.colour_by]
         names = sorted(set(values), key=str)
-        cmap = matplotlib.colormaps["tab10"]
         fig = Figure(figsize=(5.6, 4.6), layout="constrained")
         ax = fig.subplots()
         segments = np.stack([xy[:n], xy[n:]], axis=1)  # (N, 2, 2): image -> caption
-        from matplotlib.collections import LineCollection
-
         ax.add_collection(LineCollection(segments, colors="0.8", linewidths=0.4, zorder=1))
         for i, name in enumerate(names):
             for modality, sl, marker in (("image", slice(0, n), "o"), ("caption", slice(n, 2 * n), "^")):
                 idx = [j for j in range(sl.start, sl.stop) if values[j] == name]
                 if idx:
-                    ax.scatter(xy[idx, 0], xy[idx, 1], s=10, marker=marker, color=cmap(i % 10), zorder=2,
-                               label=f"{name}" if modality == "image" else None, alpha=0.8)
+                    ax.scatter(xy[idx, 0], xy[idx, 1], s=10, marker=marker, color=point_colour(name, i), zorder=2,
+                               label=("unsaid" if name is None else f"{name}") if modality == "image" else None,
+                               alpha=0.8)
         if path is not None:
             ax.plot(path[:, 0], path[:, 1], "-", color="black", linewidth=1.5, zorder=3)
             ax.scatter(path[0, 0], path[0, 1], marker="x", color="black", s=40, zorder=4, label="prior: start")
@@ -218,21 +289,19 @@ class EmbeddingAlignment(HasTraits):
             self._maps[key] = figure_png(fig)
         return self._maps[key]
 
-    def _draw_rankings(self, sp: Space, q: torch.Tensor | None) -> None:
-        """Images ranked by the query; captions ranked for the picked image."""
-        if q is not None:
-            scores = sp.image @ q
-            top = scores.topk(min(TOP_K, len(scores))).indices.tolist()
-            images = [((self.pool.pixels[i].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy() for i in top]
-            self.images_png = png(labelled_strip(images, [f"{scores[i]:.2f}" for i in top], scale=3))
-        else:
-            self.images_png = b""
-        scores = sp.text @ sp.image[self.image_index]
-        top = scores.topk(min(TOP_K, len(scores))).indices.tolist()
+    def ranked_captions(self, sp: Space) -> list[tuple[int, float]]:
+        """The TOP_K distinct captions closest to the picked image: (index of the caption's first pair, score)."""
+        distinct = torch.tensor(self._distinct)
+        scores = sp.text[distinct] @ sp.image[self.image_index]
+        top = scores.topk(min(TOP_K, len(distinct)))
+        return [(int(distinct[j]), float(v)) for v, j in zip(top.values, top.indices, strict=True)]
+
+    def _draw_captions(self, sp: Space) -> None:
+        """Distinct captions ranked for the picked image; ✓ marks those with the image's attributes."""
         truth = self.pool.keys[self.image_index]
         rows = "".join(
             f"<li>{'✓ ' if self.pool.keys[i] == truth else ''}{html.escape(self.pool.captions[i])} "
-            f"<small>({scores[i]:.2f})</small></li>" for i in top)
+            f"<small>({score:.2f})</small></li>" for i, score in self.ranked_captions(sp))
         self.captions_html = f"<ol>{rows}</ol>"
 
     def picked_image(self) -> np.ndarray:

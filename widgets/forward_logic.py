@@ -1,8 +1,9 @@
-"""Logic of the forward-noising explorer: traits in, PNG bytes out. No ipywidgets here (STYLE.md).
+"""Logic of the forward-noising explorer: traits in, PNG bytes out, with no ipywidgets (tested on its own).
 
 Inputs: image source and index (or an uploaded file), schedule, zero-terminal-SNR, timestep t, seed.
 Outputs: PNGs of x0, the noise, x_t, the schedule curves with t marked, the pixel histogram and a strip
-of x_t at 8 timesteps; a status line; an error line (bad input is shown there and loses nothing).
+of x_t at 8 timesteps; a status line; an error line and a warning line (bad input is shown there, the
+last good pictures stay, stamped STALE).
 
 Each input invalidates only what depends on it, so moving t recomputes one q_sample and repaints two
 cached plots: see ``update``.
@@ -12,28 +13,31 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")  # the server renders; the browser only shows PNGs
-
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from traitlets import Bool, Bytes, Enum, HasTraits, Int, Unicode, observe, validate
+from traitlets import Bool, Bytes, Enum, Int, Unicode, observe, validate
 
 from mmdiff_lab.data import DataError, Digits, ShapesWorld, image_to_tensor, load_image, tensor_to_image
 from mmdiff_lab.schedules import SCHEDULES, Schedule, q_sample
 
+from .feedback import Feedback, in_range
 from .plots import StaticFigure, labelled_strip, png, signed_to_uint8
 
 SOURCES = ("shapes", "digits", "upload")
 STRIP_STEPS = 8
 HIST_EDGES = np.linspace(-3.5, 3.5, 57)  # 56 bins of width 0.125
 PANEL_SCALE = 4  # 32 px images are shown at 128 px
+MAX_T = 10_000  # longer schedules than any in use; bounds the curves' and the strip's work
+SEED_MAX = 2**31 - 1
 
 
-class ForwardNoising(HasTraits):
-    """State and pictures of the forward process q(x_t | x_0) for one image."""
+class ForwardNoising(Feedback):
+    """State and pictures of the forward process q(x_t | x_0) for one image.
+
+    Every trait can be given to the constructor, e.g. ``ForwardNoising(schedule="cosine", t=300)``; a value
+    out of range raises there, and is refused with an error in place afterwards.
+    """
 
     source = Enum(SOURCES, default_value="shapes", help="where x0 comes from")
     index = Int(0, help="which example of the world")
@@ -51,11 +55,13 @@ class ForwardNoising(HasTraits):
     histogram_png = Bytes()
     strip_png = Bytes()
     status = Unicode()
-    error = Unicode()
+
+    picture_traits = ("x0_png", "noise_png", "xt_png", "curves_png", "histogram_png", "strip_png")
 
     def __init__(self, **kwargs):
         self._worlds = {"shapes": ShapesWorld(seed=0), "digits": Digits(split="all")}
         self._x0 = None
+        self._image_problem = ""  # why the current source gives no image; kept until the source changes
         self._ready = False
         super().__init__(**kwargs)
         self._ready = True
@@ -64,23 +70,34 @@ class ForwardNoising(HasTraits):
     # -- validation --------------------------------------------------------------------------
 
     @validate("t")
-    def _clamp_t(self, proposal):
-        return min(max(proposal["value"], 0), self.T - 1)
+    def _check_t(self, proposal):
+        if not in_range(proposal["value"], 0, self.T - 1):
+            return self.refuse(proposal, f"in 0..{self.T - 1} (T = {self.T})")
+        return proposal["value"]
 
     @validate("index")
-    def _clamp_index(self, proposal):
-        return min(max(proposal["value"], 0), self.max_index)
+    def _check_index(self, proposal):
+        if not in_range(proposal["value"], 0, self.max_index):
+            return self.refuse(proposal, f"in 0..{self.max_index} ({self.source} has {self.max_index + 1} images)")
+        return proposal["value"]
 
     @validate("T")
     def _check_T(self, proposal):
-        if proposal["value"] < 2:
-            raise ValueError("T must be at least 2")
+        if not in_range(proposal["value"], 2, MAX_T):
+            return self.refuse(proposal, f"in 2..{MAX_T}")
+        return proposal["value"]
+
+    @validate("seed")
+    def _check_seed(self, proposal):
+        if not in_range(proposal["value"], 0, SEED_MAX):
+            return self.refuse(proposal, f"in 0..{SEED_MAX}")
         return proposal["value"]
 
     @property
     def max_index(self) -> int:
+        """The last index of the chosen world (an upload has no index: any index of the worlds is kept)."""
         world = self._worlds.get(self.source)
-        return len(world) - 1 if world is not None else 0
+        return len(world) - 1 if world is not None else max(len(w) for w in self._worlds.values()) - 1
 
     # -- what each input invalidates ---------------------------------------------------------
 
@@ -88,6 +105,9 @@ class ForwardNoising(HasTraits):
     def _on_image(self, change):
         if change["name"] == "upload" and change["new"] and self.source != "upload":
             self.source = "upload"  # this change comes back here and updates
+            return
+        if change["name"] == "source" and self.index > self.max_index:
+            self.index = self.max_index  # the new world is smaller; this change comes back here and updates
             return
         self.update("image")
 
@@ -109,43 +129,43 @@ class ForwardNoising(HasTraits):
         """Recompute from ``what`` changed ("image" > "noise" > "schedule" > "t") down to the pictures."""
         if not self._ready:
             return
-        levels = ("image", "noise", "schedule", "t")
-        start = levels.index(what)
-        try:
-            if start <= 0:
-                x0 = self._load_x0()
-                if x0 is None:
-                    return
-                self._x0 = x0
-                self.x0_png = png(tensor_to_image(x0), PANEL_SCALE)
-            if start <= 1:
-                g = torch.Generator().manual_seed(self.seed)
-                self._noise = torch.randn(self._x0.shape, generator=g)  # eps ~ N(0, I), (3, 32, 32)
-                self.noise_png = png(signed_to_uint8(self._noise.permute(1, 2, 0).numpy(), 3.0), PANEL_SCALE)
-            if start <= 2:
-                self._sched = Schedule.from_name(self.schedule, self.T, self.zero_terminal_snr)
-                self._curves = self._draw_curves()
-            if start <= 0:
-                self._hist = self._draw_histogram_axes()
-            if start <= 2:
-                self._strip_ts = np.linspace(0, self.T - 1, STRIP_STEPS).round().astype(int)
-                self._strip_images = [tensor_to_image(self.x_t_at(int(s))) for s in self._strip_ts]
-            self._draw_t()
-        except Exception as e:  # noqa: BLE001 - a widget shows the error in place instead of dying
-            self.error = f"{type(e).__name__}: {e}"
-            return
-        self.error = ""
+        start = ("image", "noise", "schedule", "t").index(what)
+        if self.attempt(lambda: self._recompute(start)) and self._image_problem:
+            self.error = self._image_problem  # the pictures are still those of the last good image
+            self.mark_stale()
+
+    def _recompute(self, start: int) -> None:
+        if start <= 0:
+            x0 = self._load_x0()
+            if x0 is None:
+                return  # the pictures stay those of the last good image (if any); the error line says why
+            self._x0 = x0
+            self.x0_png = png(tensor_to_image(x0), PANEL_SCALE)
+        if start <= 1:
+            g = torch.Generator().manual_seed(self.seed)
+            self._noise = torch.randn(self._x0.shape, generator=g)  # eps ~ N(0, I), (3, 32, 32)
+            self.noise_png = png(signed_to_uint8(self._noise.permute(1, 2, 0).numpy(), 3.0), PANEL_SCALE)
+        if start <= 2:
+            self._sched = Schedule.from_name(self.schedule, self.T, self.zero_terminal_snr)
+            self._curves = self._draw_curves()
+        if start <= 0:
+            self._hist = self._draw_histogram_axes()
+        if start <= 2:
+            self._strip_ts = np.linspace(0, self.T - 1, STRIP_STEPS).round().astype(int)
+            self._strip_images = [tensor_to_image(self.x_t_at(int(s))) for s in self._strip_ts]
+        self._draw_t()
 
     def _load_x0(self) -> torch.Tensor | None:
-        """x0 as (3, 32, 32) in [-1, 1], or None (with ``error`` set) when the source cannot give one."""
+        """x0 as (3, 32, 32) in [-1, 1], or None (``_image_problem`` says why) when the source cannot give one."""
+        self._image_problem = ""
         if self.source == "upload":
             if not self.upload:
-                self.error = "Upload an image file (PNG, JPEG ...) to noise it."
+                self._image_problem = "Upload an image file (PNG, JPEG ...) to noise it."
                 return None
             try:
                 return image_to_tensor(load_image(self.upload, 32))
             except DataError as e:
-                self.error = str(e)
+                self._image_problem = str(e)
                 return None
         return image_to_tensor(self._worlds[self.source][self.index].image)
 

@@ -39,6 +39,31 @@ def error_html(text: str) -> str:
     return f"<span style='color:#b00020'>⚠ {html.escape(text, quote=False)}</span>" if text else ""
 
 
+def warning_html(text: str) -> str:
+    """A warning line for a view (the run went ahead, but not quite as asked); empty when there is none."""
+    return f"<span style='color:#8a5a00'>⚠ {html.escape(text, quote=False)}</span>" if text else ""
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from a PNG's header, or None for empty or non-PNG bytes."""
+    if len(data) < 24 or not data.startswith(b"\x89PNG"):
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # the IHDR chunk
+
+
+STALE_LABEL = "STALE"
+
+
+def stale_png(data: bytes) -> bytes:
+    """The same picture faded towards white under a red band saying STALE: it no longer matches the inputs."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    faded = Image.blend(img, Image.new("RGB", img.size, "white"), 0.6)
+    draw = ImageDraw.Draw(faded)
+    draw.rectangle((0, 0, img.width - 1, 12), fill=(176, 0, 32))
+    draw.text((3, 1), STALE_LABEL, fill=(255, 255, 255))  # PIL's default font: 11 px, ASCII
+    return png(np.asarray(faded))
+
+
 def signed_to_uint8(x: np.ndarray, limit: float) -> np.ndarray:
     """Values in [-limit, limit] (clipped) -> uint8 [0, 255]; 0 maps to mid-grey."""
     return ((np.clip(x, -limit, limit) / limit + 1) * 127.5 + 0.5).astype(np.uint8)

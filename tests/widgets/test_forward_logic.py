@@ -5,11 +5,15 @@ import io
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
+from traitlets import TraitError
 
 from mmdiff_lab.data import ShapesWorld, image_to_tensor
 from mmdiff_lab.schedules import Schedule, q_sample
 from mmdiff_lab.widgets.forward_logic import ForwardNoising
+from mmdiff_lab.widgets.plots import stale_png
 
 OUTPUTS = ("x0_png", "noise_png", "xt_png", "curves_png", "histogram_png", "strip_png")
 
@@ -87,29 +91,69 @@ def test_source_and_index_change_x0(state):
     assert "x0_png" in changed(before, snapshot(state))
 
 
-def test_index_and_t_are_clamped(state):
+@pytest.mark.parametrize(("trait", "bad"), [("t", -1), ("t", 1000), ("t", 10**12), ("index", -3), ("index", 10**6),
+                                          ("seed", -1), ("seed", 2**40), ("T", 1), ("T", 10**9)])
+def test_a_number_out_of_range_is_refused_in_place_and_the_pictures_stay(state, trait, bad):
+    before, kept = snapshot(state), getattr(state, trait)
+    setattr(state, trait, bad)
+    assert getattr(state, trait) == kept
+    assert state.error.startswith(f"{trait} must be in ") and repr(bad) in state.error and f"kept {kept!r}" in state.error
+    assert snapshot(state) == before
+    state.t = 400  # the next good input clears the error
+    assert state.error == "" and state.t == 400
+
+
+@pytest.mark.parametrize(("trait", "bad"), [("t", "300"), ("seed", 1.5), ("index", None), ("source", "photos")])
+def test_a_value_of_the_wrong_type_raises_a_trait_error_and_keeps_the_state(state, trait, bad):
+    kept = getattr(state, trait)
+    with pytest.raises(TraitError, match=trait):
+        setattr(state, trait, bad)
+    assert getattr(state, trait) == kept
+
+
+def test_constructor_arguments_take_effect_or_raise():
+    state = ForwardNoising(source="digits", index=7, schedule="cosine", zero_terminal_snr=True, T=500, t=300, seed=5)
+    assert (state.source, state.index, state.schedule, state.zero_terminal_snr, state.T, state.t, state.seed) == \
+        ("digits", 7, "cosine", True, 500, 300, 5)
+    assert "t = 300" in state.status and state.error == ""
+    with pytest.raises(ValueError, match=r"t must be in 0\.\.499"):
+        ForwardNoising(T=500, t=500)
+    with pytest.raises(ValueError, match="seed must be in"):
+        ForwardNoising(seed=-1)
+
+
+def test_a_smaller_world_brings_the_index_into_range(state):
     state.source = "digits"
-    state.index = 10**6
-    assert state.index == state.max_index == 1796
-    state.t = 5000
-    assert state.t == state.T - 1
+    state.index = 1796
+    state.source = "shapes"
+    assert state.index <= state.max_index and state.error == ""
 
 
-def test_upload_shows_the_file_and_bad_files_lose_nothing(state, png_bytes):
+def test_upload_shows_the_file_and_a_bad_file_leaves_the_last_image_stamped_stale(state, png_bytes):
     state.source = "upload"
-    assert "Upload an image" in state.error
-    good = state.x0_png
+    assert "Upload an image" in state.error and state.stale
     state.upload = png_bytes
-    assert state.error == "" and state.x0_png != good
-    shown = state.x0_png
+    assert state.error == "" and not state.stale
+    shown = snapshot(state)
     state.upload = b"not an image at all"
-    assert "not an image file" in state.error
-    assert state.x0_png == shown, "the last good image stays"
-    state.t = 400  # still works after the error
-    assert state.xt_png.startswith(b"\x89PNG")
+    assert "not an image file" in state.error and state.stale
+    assert state.x0_png == stale_png(shown["x0_png"]), "the last good image stays, stamped STALE"
+    state.t = 400  # the view keeps working, but the pictures are still of the last good image
+    assert "not an image file" in state.error and state.stale
+    assert decode(state.xt_png)[2, -3].tolist() == [176, 0, 32], "x_t carries the STALE band"
+    state.upload = png_bytes
+    assert state.error == "" and not state.stale and state.x0_png == shown["x0_png"]
 
 
 def test_upload_switches_the_source(png_bytes):
     state = ForwardNoising()
     state.upload = png_bytes
     assert state.source == "upload" and state.error == ""
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300))
+def test_any_uploaded_bytes_give_an_image_or_an_error_in_place(state, data):
+    state.upload = data
+    assert (state.error == "" and not state.stale) or (state.error and state.stale)
+    assert state.xt_png.startswith(b"\x89PNG")

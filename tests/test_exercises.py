@@ -1,0 +1,177 @@
+"""The exercise checks: right answers pass, unanswered ones say so, and every wrong kind of answer (a string,
+None, a wrong shape, NaN, a function that raises) gets one clear line, never an exception."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmdiff_lab.exercises import lab01, lab02, lab03
+from mmdiff_lab.schedules import Schedule
+
+
+def q_sample(x0, t, alpha_bar, noise):
+    return alpha_bar[t].sqrt() * x0 + (1 - alpha_bar[t]).sqrt() * noise
+
+
+def forward_step(x_prev, beta_t, eps):
+    return (1 - beta_t).sqrt() * x_prev + beta_t.sqrt() * eps
+
+
+def info_nce(logits):
+    labels = torch.arange(len(logits))
+    return (torch.nn.functional.cross_entropy(logits, labels) + torch.nn.functional.cross_entropy(logits.T, labels)) / 2
+
+
+def recall_at_1(sim):
+    return (sim.argmax(dim=1) == torch.arange(len(sim))).float().mean()
+
+
+def gap(img, txt):
+    return (img.mean(0) - txt.mean(0)).norm()
+
+
+def ddim_step(x_t, eps, ab_t, ab_prev):
+    x0 = (x_t - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
+    return ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+
+
+def cfg(eps_u, eps_c, w):
+    return eps_u + w * (eps_c - eps_u)
+
+
+def x0_from_v(x_t, v, ab):
+    return ab.sqrt() * x_t - (1 - ab).sqrt() * v
+
+
+CHECKS = {  # check -> a right answer
+    lab01.check_snr_crossing: lab01.snr_crossing(),
+    lab01.check_q_sample: q_sample,
+    lab01.check_iterated_forward: forward_step,
+    lab02.check_info_nce: info_nce,
+    lab02.check_recall_at_1: recall_at_1,
+    lab02.check_modality_gap: gap,
+    lab03.check_ddim_step: ddim_step,
+    lab03.check_cfg: cfg,
+    lab03.check_x0_from_v: x0_from_v,
+}
+FUNCTION_CHECKS = [c for c in CHECKS if c is not lab01.check_snr_crossing]
+
+
+def verdict(check, answer, capsys) -> tuple[bool, str]:
+    ok = check(answer)
+    return ok, capsys.readouterr().out.strip()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_a_right_answer_passes(check, capsys):
+    ok, line = verdict(check, CHECKS[check], capsys)
+    assert ok and line.startswith("✓") and "correct" in line
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_none_is_not_answered_yet(check, capsys):
+    ok, line = verdict(check, None, capsys)
+    assert not ok and line.startswith("…") and "not answered yet" in line
+
+
+def _unanswered(*args):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("check", FUNCTION_CHECKS, ids=lambda c: c.__name__)
+def test_not_implemented_is_not_answered_yet(check, capsys):
+    ok, line = verdict(check, _unanswered, capsys)
+    assert not ok and "not answered yet" in line
+
+
+def _returns_none(*args):
+    return None
+
+
+def _returns_string(*args):
+    return "0.5"
+
+
+def _returns_nan(*args):
+    return args[0] * math.nan
+
+
+def _returns_wrong_shape(*args):
+    return torch.zeros(7, 7)
+
+
+def _raises(*args):
+    raise ValueError("my own bug")
+
+
+WRONG_FUNCTIONS = {  # a wrong kind of answer -> words the line must contain
+    "a string": ("my answer", "give your function itself"),
+    "a number": (3, "give your function itself (the name after def, without brackets), got 3 (int)"),
+    "a function returning None": (_returns_none, "is None: did you forget `return`?"),
+    "a function returning a string": (_returns_string, "got '0.5' (str)"),
+    "a function returning NaN": (_returns_nan, "NaN"),
+    "a function returning a wrong shape": (_returns_wrong_shape, "shape"),
+    "a function that raises": (_raises, "your function raised ValueError: my own bug at line"),
+}
+
+
+NUMBER_CHECKS = (lab02.check_info_nce, lab02.check_recall_at_1, lab02.check_modality_gap)  # answers are numbers
+NUMBER_WORDS = {"a function returning NaN": (lambda *args: torch.tensor(math.nan), "is nan, not a finite number"),
+                "a function returning a wrong shape": (_returns_wrong_shape, "one number, got a tensor of shape (7, 7)")}
+
+
+@pytest.mark.parametrize("check", FUNCTION_CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("kind", WRONG_FUNCTIONS)
+def test_a_wrong_kind_of_answer_gets_a_clear_line_not_an_exception(check, kind, capsys):
+    answer, words = NUMBER_WORDS.get(kind, WRONG_FUNCTIONS[kind]) if check in NUMBER_CHECKS else WRONG_FUNCTIONS[kind]
+    ok, line = verdict(check, answer, capsys)
+    assert not ok and line.startswith("✗")
+    assert words in line, line
+
+
+@pytest.mark.parametrize(("answer", "words"), [
+    ("500", "should be a number, got '500' (str)"), (True, "got True (bool)"), (3.5, "whole number"),
+    (float("nan"), "not a finite number"), (-1, "in 0..999"), (10**9, "in 0..999"), ([260], "got [260] (list)"),
+])
+def test_the_snr_crossing_says_what_kind_of_number_it_wants(answer, words, capsys):
+    ok, line = verdict(lab01.check_snr_crossing, answer, capsys)
+    assert not ok and words in line, line
+
+
+@pytest.mark.parametrize("answer", [np.int64(lab01.snr_crossing()), float(lab01.snr_crossing()),
+                                    torch.tensor(lab01.snr_crossing())])
+def test_the_snr_crossing_takes_any_kind_of_integer(answer, capsys):
+    assert verdict(lab01.check_snr_crossing, answer, capsys)[0]
+
+
+def test_the_snr_crossing_hints_which_way(capsys):
+    truth = lab01.snr_crossing()
+    assert "too early" in verdict(lab01.check_snr_crossing, truth - 5, capsys)[1]
+    assert "too late" in verdict(lab01.check_snr_crossing, truth + 5, capsys)[1]
+
+
+def test_guidance_in_the_other_convention_is_named_not_called_a_sign_error(capsys):
+    ok, line = verdict(lab03.check_cfg, lambda u, c, w: (1 + w) * c - w * u, capsys)
+    assert not ok and "other common convention" in line and "w_ours = 1 + w_theirs" in line
+    assert "direction" not in line
+    ok, line = verdict(lab03.check_cfg, lambda u, c, w: c + w * (u - c), capsys)
+    assert not ok and "direction points from unconditional to conditional" in line
+    ok, line = verdict(lab03.check_cfg, lambda u, c, w: c, capsys)
+    assert not ok and "w = 0 must give eps_u" in line
+
+
+def test_float64_answers_count(capsys):
+    ok, _ = verdict(lab03.check_x0_from_v, lambda x_t, v, ab: x0_from_v(x_t.double(), v.double(), ab.double()), capsys)
+    assert ok
+
+
+def test_half_answers_get_their_hint(capsys):
+    one_way = lambda logits: torch.nn.functional.cross_entropy(logits, torch.arange(len(logits)))  # noqa: E731
+    assert "only the image -> text half" in verdict(lab02.check_info_nce, one_way, capsys)[1]
+    swapped = lambda x0, t, ab, noise: q_sample(noise, t, ab, x0)  # noqa: E731
+    assert "square roots are swapped" in verdict(lab01.check_q_sample, swapped, capsys)[1]
+    x0_itself = lambda x_t, eps, ab_t, ab_prev: (x_t - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()  # noqa: E731
+    assert "predicted x0 itself" in verdict(lab03.check_ddim_step, x0_itself, capsys)[1]
+    assert Schedule.from_name("linear").T == 1000  # the crossing above is for T = 1000
