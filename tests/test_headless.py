@@ -1,4 +1,4 @@
-"""The library is headless: importing all of it never imports ipywidgets (DESIGN.md's one direction)."""
+"""The library is headless: importing all of it never imports ipywidgets (the layers depend one way: notebooks -> widgets -> mmdiff_lab)."""
 
 import pkgutil
 import subprocess
