@@ -10,6 +10,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -17,11 +18,11 @@ from torch import Tensor
 
 from .checkpoint import CheckpointError
 from .data import Digits, ShapesWorld, image_to_tensor, load_world
-from .encoders import DualEncoder, clip_loss
+from .encoders import PRESETS, DualEncoder, clip_loss
 from .metrics import alignment, modality_gap, recall_at_k, uniformity, zero_shot_accuracy
 from .metrics.retrieval import class_embedding
 from .text import Tokenizer
-from .training import TrainConfig, fit
+from .training import BOUNDS, Bound, OneOf, TrainConfig, WorldName, fit
 
 # ---------------------------------------------------------------------------------------------
 # Data: a pool of encoded pairs, with keys saying which pairs show the same thing
@@ -204,6 +205,13 @@ def evaluate_clip(model: DualEncoder, tokenizer: Tokenizer, world: str) -> dict[
 
 @dataclass
 class ClipTrainConfig(TrainConfig):
+    bounds: ClassVar[dict] = {
+        **BOUNDS, "world": WorldName(), "preset": OneOf(tuple(PRESETS)), "target_recall": Bound(0, 1, why="0: never"),
+        # InfoNCE scores each pair against the rest of its batch: one pair alone has nothing to be told apart from
+        "batch_size": Bound(2, whole=True, why="a contrastive batch needs a negative"),
+        "pool_size": Bound(2, whole=True, why="a contrastive batch needs a negative"),
+    }
+
     world: str = "shapes"
     preset: str = "lab"
     steps: int = 1200  # held-out recall stops improving after about 1,000 steps

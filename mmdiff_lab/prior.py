@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from .clip import (
 )
 from .metrics import recall_at_k
 from .schedules import Schedule, q_sample
-from .training import TrainConfig, fit
+from .training import BOUNDS, OneOf, TrainConfig, WorldName, fit
 from .trajectory import Trajectory
 
 PRESETS: dict[str, dict] = {
@@ -112,6 +113,8 @@ class EmbeddingPrior(ModelMixin, ConfigMixin):
 
 @dataclass
 class PriorTrainConfig(TrainConfig):
+    bounds: ClassVar[dict] = {**BOUNDS, "world": WorldName(), "preset": OneOf(tuple(PRESETS))}
+
     clip: str = ""  # folder of the trained dual encoder whose space the prior lives in
     world: str = "shapes"
     preset: str = "lab"

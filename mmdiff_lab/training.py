@@ -5,16 +5,21 @@ A model's trainer hands ``fit`` three functions: ``batch(step, rank)`` (determin
 the same data), ``loss(model, batch)``, and optionally ``evaluate(model)``. ``fit`` does the rest: AdamW with
 warm-up and cosine decay, tqdm progress with the loss, periodic safetensors checkpoints, ``resume``, snapshots
 for watching training, and the loss curve.
+
+Every config checks its settings when it is made (``BOUNDS`` and each model's own ``bounds``), so the CLI,
+the notebooks and the bench get the same clear error before any work starts.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from accelerate import Accelerator
@@ -23,10 +28,116 @@ from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, latest_state, load_state, save_state
 
+# ---- the allowed values of each setting ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The numbers a setting allows: whole or finite, in [low, high] ((low or high) left out when open)."""
+
+    low: float
+    high: float | None = None
+    whole: bool = False
+    open_low: bool = False
+    open_high: bool = False
+    why: str = ""  # the reason for the range, shown with the error
+
+    @property
+    def allowed(self) -> str:
+        kind = "a whole number" if self.whole else "a finite number"
+        if self.high is None:
+            return f"{kind} {'>' if self.open_low else '>='} {_show(self.low)}"
+        return (f"{kind} in {'(' if self.open_low else '['}{_show(self.low)}, {_show(self.high)}"
+                f"{')' if self.open_high else ']'}")
+
+    def admits(self, value) -> bool:
+        # bool is an int to Python, but steps=True is a mistake, not 1
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if self.whole else numbers.Real):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.open_low else value >= self.low
+        below = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        return above and below
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The names a setting allows."""
+
+    choices: tuple[str, ...]
+
+    @property
+    def allowed(self) -> str:
+        return "one of " + ", ".join(self.choices)
+
+    def admits(self, value) -> bool:
+        return isinstance(value, str) and value in self.choices
+
+
+@dataclass(frozen=True)
+class WorldName:
+    """A world to train on: a built-in one, or folder:PATH naming an existing folder of captioned images."""
+
+    builtin: tuple[str, ...] = ("shapes", "digits")
+
+    @property
+    def allowed(self) -> str:
+        return ", ".join(self.builtin) + " or folder:PATH naming an existing folder"
+
+    def admits(self, value) -> bool:
+        if not isinstance(value, str):
+            return False
+        folder = value.removeprefix("folder:")
+        # "folder:" alone would be the current folder (Path("") is "."): a slip, not a choice
+        return value in self.builtin or (value.startswith("folder:") and bool(folder) and Path(folder).is_dir())
+
+
+def _show(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+class ConfigError(ValueError):
+    """A training setting outside what it allows; ``field`` names it and ``problem`` says what it allows."""
+
+    def __init__(self, config: str, field: str, problem: str):
+        super().__init__(f"{config}.{field} {problem}")
+        self.field, self.problem = field, problem
+
+
+#: The settings every trainer shares (each model's config adds its own, or narrows these, in its ``bounds``).
+#: The CLI's options read their ranges from here too, through the configs.
+BOUNDS: dict[str, Bound] = {
+    "steps": Bound(1, whole=True),  # no upper bound: a time budget runs with steps=10**9 as a mere bound
+    "batch_size": Bound(1, whole=True),
+    "lr": Bound(0, open_low=True),
+    "weight_decay": Bound(0),
+    "warmup": Bound(0, whole=True),
+    "checkpoint_every": Bound(0, whole=True, why="0: only at the end"),
+    "time_budget_s": Bound(0, why="0: no budget, train all the steps"),
+    "snapshot_every": Bound(0, whole=True, why="0: none"),
+    "eval_every": Bound(0, whole=True, why="0: none while training"),
+    "seed": Bound(0, 2**32 - 1, whole=True),  # 32 bits: what every random generator used here accepts
+    "pool_size": Bound(1, whole=True),
+}
+
+
+def check_settings(cfg) -> None:
+    """Raise a ConfigError naming the first setting of ``cfg`` outside its ``bounds``, and what it allows."""
+    for field, rule in type(cfg).bounds.items():
+        if hasattr(cfg, field) and not rule.admits(value := getattr(cfg, field)):
+            why = f" ({rule.why})" if getattr(rule, "why", "") else ""
+            raise ConfigError(type(cfg).__name__, field, f"must be {rule.allowed}{why}, got {value!r}")
+
+
+# ---- the settings, the schedule and the loop ---------------------------------------------------------------
+
 
 @dataclass
 class TrainConfig:
-    """How long and how fast to train; the reason beside each default."""
+    """How long and how fast to train; the reason beside each default. Checked when made (``bounds``)."""
+
+    bounds: ClassVar[dict] = BOUNDS
 
     steps: int = 2000
     batch_size: int = 256  # large batches give InfoNCE more negatives
@@ -38,6 +149,9 @@ class TrainConfig:
     snapshot_every: int = 0  # weights-only snapshots to watch training (0: none)
     eval_every: int = 250
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def lr_factor(step: int, cfg: TrainConfig, seconds: float = 0.0) -> float:
@@ -77,6 +191,7 @@ def fit(
         ema: an exponential moving average of the weights (diffusers' EMAModel), updated after every step and
             kept in the training state, so a resumed run continues the same average.
     """
+    check_settings(cfg)  # again: a config changed after it was made (cfg.steps = 0) is caught here too
     out = Path(out)
     accelerator = Accelerator()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
