@@ -6,9 +6,8 @@
 from __future__ import annotations
 
 import itertools
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,7 +21,7 @@ from .encoders import PRESETS, DualEncoder, clip_loss
 from .metrics import alignment, modality_gap, recall_at_k, uniformity, zero_shot_accuracy
 from .metrics.retrieval import class_embedding
 from .text import Tokenizer
-from .training import BOUNDS, Bound, OneOf, TrainConfig, WorldName, fit
+from .training import BOUNDS, Bound, OneOf, TrainConfig, WorldName, fit, write_run_record
 
 # ---------------------------------------------------------------------------------------------
 # Data: a pool of encoded pairs, with keys saying which pairs show the same thing
@@ -277,8 +276,7 @@ def train_clip(cfg: ClipTrainConfig, out: str | Path, resume: bool = False) -> t
     metrics["train_seconds"] = history[-1]["seconds"] if history else 0.0
     metrics["prep_seconds"] = prep_seconds  # rendering and tokenizing the pool, before the first step
     metrics["steps"] = history[-1]["step"] if history else 0
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    write_run_record(out, cfg, metrics, history)
     return model, history
 
 

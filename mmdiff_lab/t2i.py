@@ -11,9 +11,8 @@ the judge scores held-out prompts, so the loss curve has a faithfulness curve be
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,7 +29,7 @@ from .data import ShapesWorld
 from .denoiser import BACKBONES, PRESETS, make_denoiser, text_context
 from .pipeline import TextToImagePipeline, training_scheduler
 from .schedules import q_sample
-from .training import BOUNDS, Bound, ConfigError, OneOf, TrainConfig, WorldName, fit
+from .training import BOUNDS, Bound, ConfigError, OneOf, TrainConfig, WorldName, fit, write_run_record
 
 
 @dataclass
@@ -262,6 +261,5 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
                "parameters": sum(p.numel() for p in model.parameters())}
     if judge is not None and cfg.world == "shapes":
         metrics.update(shapes_faithfulness(pipe, judge))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    write_run_record(out, cfg, metrics, history)
     return pipe, history

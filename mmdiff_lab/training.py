@@ -3,8 +3,8 @@ same code under `accelerate launch` on several processes, GPUs or machines.
 
 A model's trainer hands ``fit`` three functions: ``batch(step, rank)`` (deterministic, so a resumed run sees
 the same data), ``loss(model, batch)``, and optionally ``evaluate(model)``. ``fit`` does the rest: AdamW with
-warm-up and cosine decay, tqdm progress with the loss, periodic safetensors checkpoints, ``resume``, snapshots
-for watching training, and the loss curve.
+warm-up and cosine decay, tqdm progress with the loss, periodic safetensors checkpoints, ``resume`` and
+snapshots for watching training. At the end the trainer writes the run's record with ``write_run_record``.
 
 Every config checks its settings when it is made (``BOUNDS`` and each model's own ``bounds``), so the CLI,
 the notebooks and the bench get the same clear error before any work starts.
@@ -12,9 +12,11 @@ the notebooks and the bench get the same clear error before any work starts.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import numbers
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
@@ -184,7 +186,7 @@ def fit(
     Args:
         batch: (step, process index) -> tuple of CPU tensors for this process.
         loss: (model, batch on the device) -> scalar loss.
-        out: folder for state/, snapshots/, history.json and loss.png.
+        out: folder for state/ and snapshots/ (the trainer then writes the run's record there).
         resume: continue from the newest complete state in out/state (a CheckpointError when there is none).
         evaluate: model -> figures, run every cfg.eval_every steps and at the end.
         stop: figures -> True to end early (e.g. a recall target reached).
@@ -269,22 +271,52 @@ def fit(
         raise
     finally:
         bar.close()
-    if accelerator.is_main_process:
-        (out / "history.json").write_text(json.dumps(history))
-        plot_history(history, out / "loss.png")
     accelerator.wait_for_everyone()
     return history
 
 
-def plot_history(history: list[dict], path: Path) -> None:
-    """The loss curve, and any evaluated figure beside it, as a PNG."""
+# ---- the run's record ------------------------------------------------------------------------------------
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, then one os.replace (atomic on POSIX and
+    Windows), so a kill at any instant leaves the old file or the new one, never half of one."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write that was killed
+        stale.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden, and never among the files ship copies
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # after a failed write; after os.replace it is gone already
+
+
+def write_run_record(out: str | Path, cfg, metrics: dict, history: list[dict] | None = None) -> None:
+    """The files a finished run leaves beside its weights: metrics.json (its figures), train_config.json (the
+    settings that made it) and, for runs of ``fit``, history.json (one record per step) and loss.png."""
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process writes the record
+        return
+    out = Path(out)
+    if history is not None:
+        write_atomic(out / "history.json", json.dumps(history).encode())
+        if history:
+            write_atomic(out / "loss.png", plot_history(history))
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=1).encode())
+    write_atomic(out / "train_config.json", json.dumps(asdict(cfg), indent=1).encode())
+
+
+def plot_history(history: list[dict], path: Path | None = None) -> bytes:
+    """The loss curve, and any evaluated figure beside it, as PNG bytes (also written to ``path`` if given)."""
     # A Figure drawn on its own Agg canvas: no pyplot and no global backend switch, which would silently stop
     # plt.show() in the notebook of whoever imported this module.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if not history:
-        return
+        raise ValueError("plot_history: the history is empty, there is no curve to draw")
     evals = sorted({k for h in history for k in h} - {"step", "loss", "lr", "seconds"})
     fig = Figure(figsize=(9 if evals else 5, 3.2), layout="constrained")
     FigureCanvasAgg(fig)
@@ -297,4 +329,8 @@ def plot_history(history: list[dict], path: Path) -> None:
     if evals:
         axes[-1].set(xlabel="step", title="evaluation")
         axes[-1].legend(fontsize=7)
-    fig.savefig(path, dpi=90)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
+    if path is not None:
+        write_atomic(Path(path), png.getvalue())
+    return png.getvalue()

@@ -10,8 +10,7 @@ not the student) and is reported on fresh true renders before it judges anything
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 
 from ..data.base import image_to_tensor
 from ..data.shapes import COLOURS, POSITIONS, RADII, SHAPES, Obj, Scene, ShapesWorld, render
-from ..training import BOUNDS, Bound, check_settings
+from ..training import BOUNDS, Bound, check_settings, write_run_record
 
 SLOTS = tuple(POSITIONS)  # left, right, top, bottom, center
 HEADS = {"colour": ("none",) + tuple(COLOURS), "shape": ("none",) + SHAPES, "size": ("none",) + tuple(RADII)}
@@ -155,8 +154,7 @@ def train_judge(cfg: JudgeTrainConfig, out: str | Path) -> tuple[Judge, dict]:
     metrics = {"true_render_accuracy": true_render_accuracy(judge)}
     out.mkdir(parents=True, exist_ok=True)
     judge.save_pretrained(out)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    write_run_record(out, cfg, metrics)
     return judge, metrics
 
 
