@@ -2,6 +2,9 @@
 names the argument and what it allows. The trainers are replaced by tripwires, so any work at all fails."""
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +175,28 @@ def test_good_arguments_reach_the_trainer(started, tmp_path):
     assert (name, cfg.backbone, cfg.preset, cfg.object_weight, cfg.unsaid_colour, cfg.time_budget_s, cfg.steps) == (
         "train_t2i", "unet", "tiny", 4.0, 0.5, 120.0, 10**9)
 
+
+MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_a_second_make_pretrained_stops_before_anything_starts(tmp_path):
+    """Its first `train` would refuse runs/clip-shapes (a state, no --resume) only after set-up; now the target
+    names every leftover folder before set-up or training, and deletes nothing."""
+    def make(*targets):
+        return subprocess.run(["make", "-f", str(MAKEFILE), *targets], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+
+    assert make("pretrained-check").returncode == 0  # no runs/ yet: the check lets the training start
+    (tmp_path / "runs/lab02-clip").mkdir(parents=True)  # a lab's own run is none of the target's
+    assert make("pretrained-check").returncode == 0
+    for name in ("clip-shapes", "t2i-digits"):
+        (tmp_path / "runs" / name / "state/step-000250").mkdir(parents=True)
+        (tmp_path / "runs" / name / "state/step-000250/state.json").write_text("{}")
+    result = make("pretrained")
+    assert result.returncode != 0
+    assert "runs/ still holds folders of an earlier run: runs/clip-shapes runs/t2i-digits" in result.stderr
+    assert "Move runs/ aside first" in result.stderr and "Nothing was trained or deleted." in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # no .venv: set-up never started
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["clip-shapes", "lab02-clip", "t2i-digits"]
+    assert (tmp_path / "runs/clip-shapes/state/step-000250/state.json").is_file()
