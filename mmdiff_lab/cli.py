@@ -150,14 +150,16 @@ def _config(args, error):
     raises is reported as the argument that set it."""
     from .training import ConfigError
 
+    # "is None", not "or": an empty --world "" or a --steps 0 is the config's to refuse, not a default
     settings = {k: v for k, v in {
-        "world": args.world or "shapes", "preset": args.preset or "lab", "steps": args.steps,
+        "world": "shapes" if args.world is None else args.world,
+        "preset": "lab" if args.preset is None else args.preset, "steps": args.steps,
         "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_every": args.eval_every,
         "checkpoint_every": args.checkpoint_every, "snapshot_every": args.snapshot_every,
         "pool_size": args.pool_size}.items() if v is not None}
     if args.minutes is not None:
         # The clock ends the run; --steps, if given, only bounds it.
-        settings.update(time_budget_s=60 * args.minutes, steps=args.steps or 10**9)
+        settings.update(time_budget_s=60 * args.minutes, steps=10**9 if args.steps is None else args.steps)
     try:
         if args.model == "judge":
             from .metrics.judge import JudgeTrainConfig

@@ -52,6 +52,9 @@ BAD = [
     (["--minutes", "0"], "argument --minutes: must be a finite number > 0"),
     (["--minutes", "-1"], "argument --minutes: must be a finite number > 0, got -1"),
     (["--minutes", "inf"], "argument --minutes: must be a finite number > 0"),
+    (["--minutes", "5", "--steps", "0"], "argument --steps: must be a whole number >= 1, got 0"),  # not 10**9
+    (["--world", ""], "argument --world: must be shapes, digits or folder:PATH naming an existing folder, got ''"),
+    (["--preset", ""], "argument --preset: must be one of tiny, lab, got ''"),
     (["--eval-every", "-1"], "argument --eval-every: must be a whole number >= 0 (0: none while training), got -1"),
     (["--checkpoint-every", "-1"], "argument --checkpoint-every: must be a whole number >= 0 (0: only at the end), "
                                    "got -1"),
