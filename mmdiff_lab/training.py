@@ -35,7 +35,8 @@ from .checkpoint import CheckpointError, latest_state, load_state, save_state
 
 @dataclass(frozen=True)
 class Bound:
-    """The numbers a setting allows: whole or finite, in [low, high] ((low or high) left out when open)."""
+    """The numbers a setting allows: whole (or any finite) numbers from low to high, either end left out when
+    it is open; no high means no upper bound."""
 
     low: float
     high: float | None = None

@@ -93,12 +93,12 @@ def test_the_worlds_rule_and_unsaid_colours(tmp_path):
 @pytest.mark.parametrize("config", CONFIGS)
 def test_defaults_pass_and_every_number_has_a_range(config):
     cfg = config()
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    fields = {f.name for f in dataclasses.fields(cfg)}
     own = set(config.bounds) - set(BOUNDS)
-    assert own <= set(fields), f"bounds for settings {config.__name__} does not have: {own - set(fields)}"
-    for name, value in dataclasses.asdict(cfg).items():
-        if isinstance(value, int | float):  # a number without a range would go unchecked
-            assert name in config.bounds, f"{config.__name__}.{name} has no bound"
+    assert own <= fields, f"bounds for settings {config.__name__} does not have: {own - fields}"
+    # A setting without a rule would go unchecked; only the dual encoder's folder is free text (load_clip checks
+    # that it holds a model, when it is loaded).
+    assert fields - {"clip"} <= set(config.bounds), f"{config.__name__}: no rule for {fields - set(config.bounds)}"
 
 
 def test_the_benchs_and_notebooks_settings_pass():
