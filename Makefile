@@ -13,7 +13,7 @@ SHAPES_T2I_STEPS ?= 4800
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmdiff-installed
 
-.PHONY: lab test install chromium clean-venv pretrained
+.PHONY: lab test install chromium clean-venv pretrained pretrained-check
 
 install: $(STAMP)
 
@@ -45,8 +45,22 @@ lab: install
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The shipped checkpoints, each trained into runs/NAME and shipped as NAME.
+PRETRAINED := clip-shapes clip-digits prior-shapes prior-digits judge-shapes t2i-shapes t2i-digits
+
+# A second `make pretrained` would stop at its first `train` (that run's folder holds a state and needs
+# --resume), after set-up and maybe hours of the others: say so before anything starts, and delete nothing.
+pretrained-check:
+	@left=""; for name in $(PRETRAINED); do if [ -e runs/$$name ]; then left="$$left runs/$$name"; fi; done; \
+	if [ -n "$$left" ]; then \
+	  echo "make pretrained: runs/ still holds folders of an earlier run:$$left" >&2; \
+	  echo "  Training would stop at the first of them (a folder holding a run's state needs --resume)." >&2; \
+	  echo "  Move runs/ aside first (e.g. mv runs runs-old), then run make pretrained again." >&2; \
+	  echo "  Nothing was trained or deleted." >&2; \
+	  exit 1; fi
+
 # Retrain every shipped checkpoint from scratch on this CPU, then copy them into the package.
-pretrained: install
+pretrained: pretrained-check install
 	$(BIN)/mmdiff-lab train clip --world shapes --out runs/clip-shapes
 	$(BIN)/mmdiff-lab train clip --world digits --steps 800 --out runs/clip-digits
 	$(BIN)/mmdiff-lab train prior --world shapes --clip runs/clip-shapes --out runs/prior-shapes
@@ -55,8 +69,7 @@ pretrained: install
 	$(BIN)/mmdiff-lab train t2i --world shapes --clip runs/clip-shapes --judge runs/judge-shapes \
 	  --steps $(SHAPES_T2I_STEPS) --out runs/t2i-shapes
 	$(BIN)/mmdiff-lab train t2i --world digits --clip runs/clip-digits --steps $(DIGITS_T2I_STEPS) --out runs/t2i-digits
-	for name in clip-shapes clip-digits prior-shapes prior-digits judge-shapes t2i-shapes t2i-digits; do \
-	  $(BIN)/mmdiff-lab ship runs/$$name $$name; done
+	for name in $(PRETRAINED); do $(BIN)/mmdiff-lab ship runs/$$name $$name; done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -15,52 +15,34 @@ def _figures_parser(sub, name: str, help: str) -> None:
     p.add_argument("--list", action="store_true", help="list the groups and exit")
 
 
-# ---- argument types: each names the allowed range, and argparse adds the argument's name -----------------
+# ---- argument types: the text must be a number; its range is checked by the model's training config ----------
+# (mmdiff_lab/training.py's BOUNDS and each config's own bounds), the one set of checks the notebooks and the
+# bench get too. argparse adds the argument's name to these messages.
 
 
-def _whole(low: int, high: int | None = None):
-    """An argparse type: a whole number in [low, high]."""
-    allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number {allowed}, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
-        return value
-
-    return parse
+def _whole(text: str) -> int:
+    """An argparse type: a whole number."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def _number(low: float, high: float | None = None, low_open: bool = False):
-    """An argparse type: a finite number in [low, high] (or (low, high] with ``low_open``)."""
-    allowed = ("> " if low_open else ">= ") + f"{low:g}" if high is None else \
-        ("(" if low_open else "[") + f"{low:g}, {high:g}]"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number {allowed}, got {text!r}") from None
-        if not math.isfinite(value) or value < low or (low_open and value == low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be a finite number {allowed}, got {text}")
-        return value
-
-    return parse
+def _number(text: str) -> float:
+    """An argparse type: a number (finite or not: the config says which it allows)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
-def _world(text: str) -> str:
-    """An argparse type: shapes, digits, or folder:PATH naming an existing folder."""
-    if text in ("shapes", "digits"):
-        return text
-    if text.startswith("folder:"):
-        folder = text.removeprefix("folder:")
-        if not folder or not Path(folder).is_dir():
-            raise argparse.ArgumentTypeError(f"{text!r}: the folder {folder!r} does not exist")
-        return text
-    raise argparse.ArgumentTypeError(f"expected shapes, digits or folder:PATH, got {text!r}")
+def _minutes(text: str) -> float:
+    """An argparse type for --minutes, which no config holds: a time budget the user asked for, so > 0 (the
+    config's time_budget_s of 0 means no budget at all)."""
+    value = _number(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 def _train_parser(sub) -> argparse.ArgumentParser:
@@ -68,32 +50,32 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("model", choices=["clip", "prior", "t2i", "judge"],
                    help="clip: the dual encoder; prior: text -> image embedding; t2i: the text-to-image denoiser; "
                         "judge: the ShapesWorld faithfulness judge")
-    p.add_argument("--world", type=_world, help="shapes, digits or folder:PATH (default: shapes)")
+    p.add_argument("--world", help="shapes, digits or folder:PATH (default: shapes)")
     p.add_argument("--preset", help="model size: tiny or lab (default: lab)")
     p.add_argument("--out", help="output folder (default: runs/MODEL-WORLD)")
     p.add_argument("--clip", help="prior: folder of the trained dual encoder (default: runs/clip-WORLD); "
                                   "t2i: folder or shipped name (default: the shipped clip-WORLD)")
     p.add_argument("--backbone", choices=["transformer", "unet"], help="t2i: our DiT (default) or diffusers' UNet")
     p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], help="t2i: what the denoiser predicts")
-    p.add_argument("--object-weight", type=_number(0), help="t2i: extra loss weight on object pixels (default 0: "
+    p.add_argument("--object-weight", type=_number, help="t2i: extra loss weight on object pixels (default 0: "
                                                              "DDPM's plain loss; 4 learns faster early)")
-    p.add_argument("--unsaid-colour", type=_number(0, 1), help="t2i on shapes: chance that an object is drawn grey "
+    p.add_argument("--unsaid-colour", type=_number, help="t2i on shapes: chance that an object is drawn grey "
                                                                 "and its colour word left out (default 0: never; "
                                                                 "0.5 learns faster early)")
     p.add_argument("--judge", help="t2i on shapes: judge folder or shipped name to score samples while training "
                                    "(default: the shipped judge-shapes when present)")
-    p.add_argument("--steps", type=_whole(1), help="optimisation steps")
-    p.add_argument("--minutes", type=_number(0, low_open=True),
+    p.add_argument("--steps", type=_whole, help="optimisation steps")
+    p.add_argument("--minutes", type=_minutes,
                    help="clip, prior, t2i: train for this long instead of a number of steps; "
                         "the learning rate's cosine ends with the clock")
-    p.add_argument("--batch-size", type=_whole(1))
-    p.add_argument("--lr", type=_number(0, low_open=True))
-    p.add_argument("--seed", type=_whole(0, 2**32 - 1))
-    p.add_argument("--pool-size", type=_whole(1), help="ShapesWorld scenes rendered for training (default 30000)")
-    p.add_argument("--eval-every", type=_whole(0), help="evaluate every N steps (0: only at the end)")
-    p.add_argument("--checkpoint-every", type=_whole(0), help="save the training state every N steps (for --resume)")
-    p.add_argument("--snapshot-every", type=_whole(0), help="save weights every N steps, to watch training in lab 02")
-    p.add_argument("--target-recall", type=_number(0, 1, low_open=True),
+    p.add_argument("--batch-size", type=_whole)
+    p.add_argument("--lr", type=_number)
+    p.add_argument("--seed", type=_whole)
+    p.add_argument("--pool-size", type=_whole, help="ShapesWorld scenes rendered for training (default 30000)")
+    p.add_argument("--eval-every", type=_whole, help="evaluate every N steps (0: only at the end)")
+    p.add_argument("--checkpoint-every", type=_whole, help="save the training state every N steps (for --resume)")
+    p.add_argument("--snapshot-every", type=_whole, help="save weights every N steps, to watch training in lab 02")
+    p.add_argument("--target-recall", type=_number,
                    help="clip on shapes: stop once held-out recall@1 reaches this")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     return p
@@ -105,18 +87,6 @@ ONLY_FOR = {"backbone": ("t2i",), "prediction_type": ("t2i",), "object_weight": 
             "minutes": ("clip", "prior", "t2i"), "world": ("clip", "prior", "t2i"), "preset": ("clip", "prior", "t2i"),
             "eval_every": ("clip", "prior", "t2i"), "checkpoint_every": ("clip", "prior", "t2i"),
             "snapshot_every": ("clip", "prior", "t2i"), "resume": ("clip", "prior", "t2i")}
-
-
-def _presets(model: str, backbone: str) -> tuple[str, ...]:
-    if model == "clip":
-        from .encoders import PRESETS
-    elif model == "prior":
-        from .prior import PRESETS
-    elif backbone == "unet":
-        return ("tiny", "lab")  # denoiser.unet's two sizes
-    else:
-        from .denoiser import PRESETS
-    return tuple(PRESETS)
 
 
 def _clip_exists(model: str, clip: str | None, world: str) -> str | None:
@@ -175,23 +145,57 @@ def _slug(world: str) -> str:
     return world.replace("folder:", "folder-").replace("/", "_").strip("_")
 
 
-def _check_train(args, error) -> None:
-    """Every train argument checked before any work starts; ``error`` (argparse's) exits with status 2."""
+def _config(args, error):
+    """The model's training config from the arguments; the config checks every setting, and a ConfigError it
+    raises is reported as the argument that set it."""
+    from .training import ConfigError
+
+    # "is None", not "or": an empty --world "" or a --steps 0 is the config's to refuse, not a default
+    settings = {k: v for k, v in {
+        "world": "shapes" if args.world is None else args.world,
+        "preset": "lab" if args.preset is None else args.preset, "steps": args.steps,
+        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "eval_every": args.eval_every,
+        "checkpoint_every": args.checkpoint_every, "snapshot_every": args.snapshot_every,
+        "pool_size": args.pool_size}.items() if v is not None}
+    if args.minutes is not None:
+        # The clock ends the run; --steps, if given, only bounds it.
+        settings.update(time_budget_s=60 * args.minutes, steps=10**9 if args.steps is None else args.steps)
+    try:
+        if args.model == "judge":
+            from .metrics.judge import JudgeTrainConfig
+
+            return JudgeTrainConfig(**{k: v for k, v in settings.items()
+                                       if k in ("steps", "batch_size", "lr", "seed", "pool_size")})
+        if args.model == "t2i":
+            from .t2i import T2ITrainConfig
+
+            extra = {"backbone": args.backbone, "prediction_type": args.prediction_type, "clip": args.clip,
+                     "object_weight": args.object_weight, "unsaid_colour": args.unsaid_colour}
+            return T2ITrainConfig(**settings, **{k: v for k, v in extra.items() if v is not None})
+        if args.model == "clip":
+            from .clip import ClipTrainConfig
+
+            if args.target_recall is not None:
+                settings["target_recall"] = args.target_recall
+            return ClipTrainConfig(**settings)
+        from .prior import PriorTrainConfig
+
+        return PriorTrainConfig(**settings, clip=args.clip or f"runs/clip-{_slug(settings['world'])}")
+    except ConfigError as e:
+        flag = "--minutes" if e.field == "time_budget_s" else "--" + e.field.replace("_", "-")
+        error(f"argument {flag}: {e.problem}")
+
+
+def _check_train(args, error):
+    """Every train argument checked before any work starts; ``error`` (argparse's) exits with status 2.
+    Returns the model's training config."""
     given = {k for k, v in vars(args).items() if v is not None and v is not False}  # 0 is given
     for option, models in ONLY_FOR.items():
         if option in given and args.model not in models:
             flag = "--" + option.replace("_", "-")
             error(f"{flag} is for {', '.join(models)}, not {args.model}")
+    cfg = _config(args, error)
     world = args.world or "shapes"
-    for option, value in (("--batch-size", args.batch_size), ("--pool-size", args.pool_size)):
-        if args.model == "clip" and value is not None and value < 2:
-            error(f"{option} must be >= 2 for clip (a contrastive batch needs a negative), got {value}")
-    if args.model != "judge":
-        allowed = _presets(args.model, args.backbone or "transformer")
-        if (args.preset or "lab") not in allowed:
-            error(f"--preset {args.preset!r}: choose one of {', '.join(allowed)}")
-    if args.unsaid_colour and world != "shapes":
-        error("--unsaid-colour is for t2i on shapes")
     if args.judge and world != "shapes":
         error("--judge is for t2i on shapes")
     if world.startswith("folder:"):
@@ -207,6 +211,7 @@ def _check_train(args, error) -> None:
         error(why)
     if why := _check_out(Path(_default_out(args)), args.resume):
         error(why)
+    return cfg
 
 
 def _default_out(args) -> str:
@@ -218,42 +223,27 @@ def _default_out(args) -> str:
 
 
 def _train(args, error) -> int:
-    _check_train(args, error)
-    args.world, args.preset = args.world or "shapes", args.preset or "lab"
-    overrides = {k: v for k, v in {
-        "world": args.world, "preset": args.preset, "steps": args.steps, "batch_size": args.batch_size,
-        "lr": args.lr, "seed": args.seed, "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every,
-        "snapshot_every": args.snapshot_every, "pool_size": args.pool_size}.items() if v is not None}
-    if args.minutes is not None:
-        # The clock ends the run; --steps, if given, only bounds it.
-        overrides.update(time_budget_s=60 * args.minutes, steps=args.steps or 10**9)
+    cfg = _check_train(args, error)
     out = _default_out(args)
     if args.model == "judge":
-        from .metrics.judge import JudgeTrainConfig, train_judge
+        from .metrics.judge import train_judge
 
-        keep = {k: v for k, v in overrides.items() if k in ("steps", "batch_size", "lr", "seed", "pool_size")}
-        _, metrics = train_judge(JudgeTrainConfig(**keep), out)
+        _, metrics = train_judge(cfg, out)
         print(f"saved to {out}; accuracy on fresh true renders {metrics['true_render_accuracy']:.4f}")
         return 0
     if args.model == "t2i":
-        from .t2i import T2ITrainConfig, train_t2i
+        from .t2i import train_t2i
 
-        extra = {"backbone": args.backbone, "prediction_type": args.prediction_type, "clip": args.clip,
-                 "object_weight": args.object_weight, "unsaid_colour": args.unsaid_colour}
-        overrides.update({k: v for k, v in extra.items() if v is not None})
-        judge = _judge(args.judge) if args.world == "shapes" else None
-        _, history = train_t2i(T2ITrainConfig(**overrides), out, resume=args.resume, judge=judge)
+        judge = _judge(args.judge) if cfg.world == "shapes" else None
+        _, history = train_t2i(cfg, out, resume=args.resume, judge=judge)
     elif args.model == "clip":
-        from .clip import ClipTrainConfig, train_clip
+        from .clip import train_clip
 
-        if args.target_recall is not None:
-            overrides["target_recall"] = args.target_recall
-        _, history = train_clip(ClipTrainConfig(**overrides), out, resume=args.resume)
+        _, history = train_clip(cfg, out, resume=args.resume)
     else:
-        from .prior import PriorTrainConfig, train_prior
+        from .prior import train_prior
 
-        overrides["clip"] = args.clip or f"runs/clip-{_slug(args.world)}"
-        _, history = train_prior(PriorTrainConfig(**overrides), out, resume=args.resume)
+        _, history = train_prior(cfg, out, resume=args.resume)
     print(f"saved to {out} after {history[-1]['step'] if history else 0} steps; figures in {out}/metrics.json")
     return 0
 

@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import itertools
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -17,11 +17,11 @@ from torch import Tensor
 
 from .checkpoint import CheckpointError
 from .data import Digits, ShapesWorld, image_to_tensor, load_world
-from .encoders import DualEncoder, clip_loss
+from .encoders import PRESETS, DualEncoder, clip_loss
 from .metrics import alignment, modality_gap, recall_at_k, uniformity, zero_shot_accuracy
 from .metrics.retrieval import class_embedding
 from .text import Tokenizer
-from .training import TrainConfig, fit
+from .training import BOUNDS, Bound, OneOf, TrainConfig, WorldName, fit, write_run_record
 
 # ---------------------------------------------------------------------------------------------
 # Data: a pool of encoded pairs, with keys saying which pairs show the same thing
@@ -204,6 +204,13 @@ def evaluate_clip(model: DualEncoder, tokenizer: Tokenizer, world: str) -> dict[
 
 @dataclass
 class ClipTrainConfig(TrainConfig):
+    bounds: ClassVar[dict] = {
+        **BOUNDS, "world": WorldName(), "preset": OneOf(tuple(PRESETS)), "target_recall": Bound(0, 1, why="0: never"),
+        # InfoNCE scores each pair against the rest of its batch: one pair alone has nothing to be told apart from
+        "batch_size": Bound(2, whole=True, why="a contrastive batch needs a negative"),
+        "pool_size": Bound(2, whole=True, why="a contrastive batch needs a negative"),
+    }
+
     world: str = "shapes"
     preset: str = "lab"
     steps: int = 1200  # held-out recall stops improving after about 1,000 steps
@@ -269,8 +276,7 @@ def train_clip(cfg: ClipTrainConfig, out: str | Path, resume: bool = False) -> t
     metrics["train_seconds"] = history[-1]["seconds"] if history else 0.0
     metrics["prep_seconds"] = prep_seconds  # rendering and tokenizing the pool, before the first step
     metrics["steps"] = history[-1]["step"] if history else 0
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    write_run_record(out, cfg, metrics, history)
     return model, history
 
 

@@ -10,10 +10,10 @@ variance, like the images the other denoisers see.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ from .clip import (
 )
 from .metrics import recall_at_k
 from .schedules import Schedule, q_sample
-from .training import TrainConfig, fit
+from .training import BOUNDS, OneOf, TrainConfig, WorldName, fit, write_run_record
 from .trajectory import Trajectory
 
 PRESETS: dict[str, dict] = {
@@ -105,6 +105,8 @@ class EmbeddingPrior(ModelMixin, ConfigMixin):
 
 @dataclass
 class PriorTrainConfig(TrainConfig):
+    bounds: ClassVar[dict] = {**BOUNDS, "world": WorldName(), "preset": OneOf(tuple(PRESETS))}
+
     clip: str = ""  # folder of the trained dual encoder whose space the prior lives in
     world: str = "shapes"
     preset: str = "lab"
@@ -160,8 +162,7 @@ def train_prior(cfg: PriorTrainConfig, out: str | Path, resume: bool = False) ->
     prior.save_pretrained(out)
     metrics = prior_recall(prior, clip_model, eval_pool) if eval_pool is not None else {}
     metrics["train_seconds"] = history[-1]["seconds"] if history else 0.0
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    write_run_record(out, cfg, metrics, history)
     return prior, history
 
 

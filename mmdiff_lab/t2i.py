@@ -11,10 +11,10 @@ the judge scores held-out prompts, so the loss curve has a faithfulness curve be
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -26,14 +26,20 @@ from torch import Tensor
 from . import pretrained
 from .clip import HELDOUT_SEED, load_clip, make_pool, training_examples
 from .data import ShapesWorld
-from .denoiser import make_denoiser, text_context
+from .denoiser import BACKBONES, PRESETS, make_denoiser, text_context
 from .pipeline import TextToImagePipeline, training_scheduler
 from .schedules import q_sample
-from .training import TrainConfig, fit
+from .training import BOUNDS, Bound, ConfigError, OneOf, TrainConfig, WorldName, fit, write_run_record
 
 
 @dataclass
 class T2ITrainConfig(TrainConfig):
+    bounds: ClassVar[dict] = {
+        **BOUNDS, "world": WorldName(), "preset": OneOf(tuple(PRESETS)), "backbone": OneOf(BACKBONES),
+        "prediction_type": OneOf(("epsilon", "v_prediction")), "cond_drop": Bound(0, 1), "object_weight": Bound(0),
+        "unsaid_colour": Bound(0, 1), "ema_decay": Bound(0, 1, open_high=True, why="1 would never move the average"),
+    }
+
     world: str = "shapes"
     clip: str = ""  # the dual encoder whose text tower conditions the denoiser ("" = the shipped clip-WORLD)
     backbone: str = "transformer"  # or "unet": diffusers' UNet2DConditionModel
@@ -59,6 +65,13 @@ class T2ITrainConfig(TrainConfig):
     ema_decay: float = 0.999
     eval_every: int = 400  # sample grid (and judge scores on ShapesWorld)
     checkpoint_every: int = 250
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.unsaid_colour and self.world != "shapes":  # other worlds' captions have no colour words to leave out
+            raise ConfigError(type(self).__name__, "unsaid_colour",
+                              f"is for world 'shapes' only (0 elsewhere), got {self.unsaid_colour!r} with "
+                              f"world {self.world!r}")
 
 
 def object_pixels(x0: Tensor, rim: int = 1) -> Tensor:
@@ -239,6 +252,5 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
                "parameters": sum(p.numel() for p in model.parameters())}
     if judge is not None and cfg.world == "shapes":
         metrics.update(shapes_faithfulness(pipe, judge))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    write_run_record(out, cfg, metrics, history)
     return pipe, history

@@ -3,30 +3,144 @@ same code under `accelerate launch` on several processes, GPUs or machines.
 
 A model's trainer hands ``fit`` three functions: ``batch(step, rank)`` (deterministic, so a resumed run sees
 the same data), ``loss(model, batch)``, and optionally ``evaluate(model)``. ``fit`` does the rest: AdamW with
-warm-up and cosine decay, tqdm progress with the loss, periodic safetensors checkpoints, ``resume``, snapshots
-for watching training, and the loss curve.
+warm-up and cosine decay, tqdm progress with the loss, periodic safetensors checkpoints, ``resume`` and
+snapshots for watching training. At the end the trainer writes the run's record with ``write_run_record``.
+
+Every config checks its settings when it is made (``BOUNDS`` and each model's own ``bounds``), so the CLI,
+the notebooks and the bench get the same clear error before any work starts.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import numbers
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, latest_state, load_state, save_state
 
+# ---- the allowed values of each setting ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The numbers a setting allows: whole (or any finite) numbers from low to high, either end left out when
+    it is open; no high means no upper bound."""
+
+    low: float
+    high: float | None = None
+    whole: bool = False
+    open_low: bool = False
+    open_high: bool = False
+    why: str = ""  # the reason for the range, shown with the error
+
+    @property
+    def allowed(self) -> str:
+        kind = "a whole number" if self.whole else "a finite number"
+        if self.high is None:
+            return f"{kind} {'>' if self.open_low else '>='} {_show(self.low)}"
+        return (f"{kind} in {'(' if self.open_low else '['}{_show(self.low)}, {_show(self.high)}"
+                f"{')' if self.open_high else ']'}")
+
+    def admits(self, value) -> bool:
+        # bool is an int to Python, but steps=True is a mistake, not 1
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if self.whole else numbers.Real):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.open_low else value >= self.low
+        below = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        return above and below
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The names a setting allows."""
+
+    choices: tuple[str, ...]
+
+    @property
+    def allowed(self) -> str:
+        return "one of " + ", ".join(self.choices)
+
+    def admits(self, value) -> bool:
+        return isinstance(value, str) and value in self.choices
+
+
+@dataclass(frozen=True)
+class WorldName:
+    """A world to train on: a built-in one, or folder:PATH naming an existing folder of captioned images."""
+
+    builtin: tuple[str, ...] = ("shapes", "digits")
+
+    @property
+    def allowed(self) -> str:
+        return ", ".join(self.builtin) + " or folder:PATH naming an existing folder"
+
+    def admits(self, value) -> bool:
+        if not isinstance(value, str):
+            return False
+        folder = value.removeprefix("folder:")
+        # "folder:" alone would be the current folder (Path("") is "."): a slip, not a choice
+        return value in self.builtin or (value.startswith("folder:") and bool(folder) and Path(folder).is_dir())
+
+
+def _show(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+class ConfigError(ValueError):
+    """A training setting outside what it allows; ``field`` names it and ``problem`` says what it allows."""
+
+    def __init__(self, config: str, field: str, problem: str):
+        super().__init__(f"{config}.{field} {problem}")
+        self.field, self.problem = field, problem
+
+
+#: The settings every trainer shares (each model's config adds its own, or narrows these, in its ``bounds``).
+#: The CLI's options read their ranges from here too, through the configs.
+BOUNDS: dict[str, Bound] = {
+    "steps": Bound(1, whole=True),  # no upper bound: a time budget runs with steps=10**9 as a mere bound
+    "batch_size": Bound(1, whole=True),
+    "lr": Bound(0, open_low=True),
+    "weight_decay": Bound(0),
+    "warmup": Bound(0, whole=True),
+    "checkpoint_every": Bound(0, whole=True, why="0: only at the end"),
+    "time_budget_s": Bound(0, why="0: no budget, train all the steps"),
+    "snapshot_every": Bound(0, whole=True, why="0: none"),
+    "eval_every": Bound(0, whole=True, why="0: none while training"),
+    "seed": Bound(0, 2**32 - 1, whole=True),  # 32 bits: what every random generator used here accepts
+    "pool_size": Bound(1, whole=True),
+}
+
+
+def check_settings(cfg) -> None:
+    """Raise a ConfigError naming the first setting of ``cfg`` outside its ``bounds``, and what it allows."""
+    for field, rule in type(cfg).bounds.items():
+        if hasattr(cfg, field) and not rule.admits(value := getattr(cfg, field)):
+            why = f" ({rule.why})" if getattr(rule, "why", "") else ""
+            raise ConfigError(type(cfg).__name__, field, f"must be {rule.allowed}{why}, got {value!r}")
+
+
+# ---- the settings, the schedule and the loop ---------------------------------------------------------------
+
 
 @dataclass
 class TrainConfig:
-    """How long and how fast to train; the reason beside each default."""
+    """How long and how fast to train; the reason beside each default. Checked when made (``bounds``)."""
+
+    bounds: ClassVar[dict] = BOUNDS
 
     steps: int = 2000
     batch_size: int = 256  # large batches give InfoNCE more negatives
@@ -38,6 +152,9 @@ class TrainConfig:
     snapshot_every: int = 0  # weights-only snapshots to watch training (0: none)
     eval_every: int = 250
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def lr_factor(step: int, cfg: TrainConfig, seconds: float = 0.0) -> float:
@@ -70,13 +187,14 @@ def fit(
     Args:
         batch: (step, process index) -> tuple of CPU tensors for this process.
         loss: (model, batch on the device) -> scalar loss.
-        out: folder for state/, snapshots/, history.json and loss.png.
+        out: folder for state/ and snapshots/ (the trainer then writes the run's record there).
         resume: continue from the newest complete state in out/state (a CheckpointError when there is none).
         evaluate: model -> figures, run every cfg.eval_every steps and at the end.
         stop: figures -> True to end early (e.g. a recall target reached).
         ema: an exponential moving average of the weights (diffusers' EMAModel), updated after every step and
             kept in the training state, so a resumed run continues the same average.
     """
+    check_settings(cfg)  # again: a config changed after it was made (cfg.steps = 0) is caught here too
     out = Path(out)
     accelerator = Accelerator()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -154,22 +272,52 @@ def fit(
         raise
     finally:
         bar.close()
-    if accelerator.is_main_process:
-        (out / "history.json").write_text(json.dumps(history))
-        plot_history(history, out / "loss.png")
     accelerator.wait_for_everyone()
     return history
 
 
-def plot_history(history: list[dict], path: Path) -> None:
-    """The loss curve, and any evaluated figure beside it, as a PNG."""
+# ---- the run's record ------------------------------------------------------------------------------------
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, then one os.replace (atomic on POSIX and
+    Windows), so a kill at any instant leaves the old file or the new one, never half of one."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write that was killed
+        stale.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden, and never among the files ship copies
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # after a failed write; after os.replace it is gone already
+
+
+def write_run_record(out: str | Path, cfg, metrics: dict, history: list[dict] | None = None) -> None:
+    """The files a finished run leaves beside its weights: metrics.json (its figures), train_config.json (the
+    settings that made it) and, for runs of ``fit``, history.json (one record per step) and loss.png."""
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process writes the record
+        return
+    out = Path(out)
+    if history is not None:
+        write_atomic(out / "history.json", json.dumps(history).encode())
+        if history:
+            write_atomic(out / "loss.png", plot_history(history))
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=1).encode())
+    write_atomic(out / "train_config.json", json.dumps(asdict(cfg), indent=1).encode())
+
+
+def plot_history(history: list[dict], path: Path | None = None) -> bytes:
+    """The loss curve, and any evaluated figure beside it, as PNG bytes (also written to ``path`` if given)."""
     # A Figure drawn on its own Agg canvas: no pyplot and no global backend switch, which would silently stop
     # plt.show() in the notebook of whoever imported this module.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if not history:
-        return
+        raise ValueError("plot_history: the history is empty, there is no curve to draw")
     evals = sorted({k for h in history for k in h} - {"step", "loss", "lr", "seconds"})
     fig = Figure(figsize=(9 if evals else 5, 3.2), layout="constrained")
     FigureCanvasAgg(fig)
@@ -182,4 +330,8 @@ def plot_history(history: list[dict], path: Path) -> None:
     if evals:
         axes[-1].set(xlabel="step", title="evaluation")
         axes[-1].legend(fontsize=7)
-    fig.savefig(path, dpi=90)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
+    if path is not None:
+        write_atomic(Path(path), png.getvalue())
+    return png.getvalue()

@@ -2,10 +2,11 @@
 names the argument and what it allows. The trainers are replaced by tripwires, so any work at all fails."""
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from mmdiff_lab import cli
 
@@ -34,35 +35,46 @@ def _fails(argv: list[str], capsys) -> str:
 
 
 BAD = [
-    (["--steps", "0"], "argument --steps: must be >= 1, got 0"),
-    (["--steps", "-5"], "argument --steps: must be >= 1, got -5"),
-    (["--steps", "ten"], "argument --steps: expected a whole number >= 1, got 'ten'"),
-    (["--steps", "2.5"], "argument --steps: expected a whole number"),
-    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
-    (["--batch-size", "-8"], "argument --batch-size: must be >= 1"),
-    (["--batch-size", "1"], "--batch-size must be >= 2 for clip"),
-    (["--lr", "0"], "argument --lr: must be a finite number > 0, got 0"),
-    (["--lr=-1e-3"], "argument --lr: must be a finite number > 0"),
+    (["--steps", "0"], "argument --steps: must be a whole number >= 1, got 0"),
+    (["--steps", "-5"], "argument --steps: must be a whole number >= 1, got -5"),
+    (["--steps", "ten"], "argument --steps: expected a whole number, got 'ten'"),
+    (["--steps", "2.5"], "argument --steps: expected a whole number, got '2.5'"),
+    (["--batch-size", "0"], "argument --batch-size: must be a whole number >= 2 (a contrastive batch needs a "
+                            "negative), got 0"),
+    (["--batch-size", "-8"], "argument --batch-size: must be a whole number >= 2"),
+    (["--batch-size", "1"], "argument --batch-size: must be a whole number >= 2 (a contrastive batch needs a "
+                            "negative), got 1"),
+    (["--lr", "0"], "argument --lr: must be a finite number > 0, got 0.0"),
+    (["--lr=-1e-3"], "argument --lr: must be a finite number > 0, got -0.001"),
     (["--lr", "nan"], "argument --lr: must be a finite number > 0, got nan"),
     (["--lr", "inf"], "argument --lr: must be a finite number > 0, got inf"),
-    (["--lr", "fast"], "argument --lr: expected a number > 0"),
+    (["--lr", "fast"], "argument --lr: expected a number, got 'fast'"),
     (["--minutes", "0"], "argument --minutes: must be a finite number > 0"),
     (["--minutes", "-1"], "argument --minutes: must be a finite number > 0, got -1"),
     (["--minutes", "inf"], "argument --minutes: must be a finite number > 0"),
-    (["--eval-every", "-1"], "argument --eval-every: must be >= 0, got -1"),
-    (["--checkpoint-every", "-1"], "argument --checkpoint-every: must be >= 0, got -1"),
-    (["--snapshot-every", "-2"], "argument --snapshot-every: must be >= 0, got -2"),
-    (["--pool-size", "0"], "argument --pool-size: must be >= 1, got 0"),
-    (["--pool-size", "1"], "--pool-size must be >= 2 for clip"),
+    (["--minutes", "5", "--steps", "0"], "argument --steps: must be a whole number >= 1, got 0"),  # not 10**9
+    (["--world", ""], "argument --world: must be shapes, digits or folder:PATH naming an existing folder, got ''"),
+    (["--preset", ""], "argument --preset: must be one of tiny, lab, got ''"),
+    (["--eval-every", "-1"], "argument --eval-every: must be a whole number >= 0 (0: none while training), got -1"),
+    (["--checkpoint-every", "-1"], "argument --checkpoint-every: must be a whole number >= 0 (0: only at the end), "
+                                   "got -1"),
+    (["--snapshot-every", "-2"], "argument --snapshot-every: must be a whole number >= 0 (0: none), got -2"),
+    (["--pool-size", "0"], "argument --pool-size: must be a whole number >= 2 (a contrastive batch needs a "
+                           "negative), got 0"),
+    (["--pool-size", "1"], "argument --pool-size: must be a whole number >= 2"),
     (["--object-weight", "0"], "--object-weight is for t2i, not clip"),
-    (["--seed", "-1"], "argument --seed: must be in [0, 4294967295], got -1"),
-    (["--target-recall", "0"], "argument --target-recall: must be a finite number (0, 1], got 0"),
-    (["--target-recall", "1.5"], "argument --target-recall: must be a finite number (0, 1]"),
-    (["--target-recall", "-0.2"], "argument --target-recall: must be a finite number (0, 1]"),
-    (["--world", "moon"], "argument --world: expected shapes, digits or folder:PATH, got 'moon'"),
-    (["--world", "folder:/no/such/place"], "argument --world: 'folder:/no/such/place': the folder"),
-    (["--world", "folder:"], "argument --world: 'folder:': the folder '' does not exist"),
-    (["--preset", "huge"], "--preset 'huge': choose one of tiny, lab"),
+    (["--seed", "-1"], "argument --seed: must be a whole number in [0, 4294967295], got -1"),
+    (["--seed", str(2**32)], "argument --seed: must be a whole number in [0, 4294967295], got 4294967296"),
+    (["--target-recall", "1.5"], "argument --target-recall: must be a finite number in [0, 1] (0: never), got 1.5"),
+    (["--target-recall", "-0.2"], "argument --target-recall: must be a finite number in [0, 1]"),
+    (["--target-recall", "nan"], "argument --target-recall: must be a finite number in [0, 1]"),
+    (["--world", "moon"], "argument --world: must be shapes, digits or folder:PATH naming an existing folder, "
+                          "got 'moon'"),
+    (["--world", "folder:/no/such/place"], "argument --world: must be shapes, digits or folder:PATH naming an "
+                                           "existing folder, got 'folder:/no/such/place'"),
+    (["--world", "folder:"], "argument --world: must be shapes, digits or folder:PATH naming an existing folder, "
+                             "got 'folder:'"),
+    (["--preset", "huge"], "argument --preset: must be one of tiny, lab, got 'huge'"),
     (["--backbone", "unet"], "--backbone is for t2i, not clip"),
     (["--judge", "judge-shapes"], "--judge is for t2i, not clip"),
     (["--unsaid-colour", "0.5"], "--unsaid-colour is for t2i, not clip"),
@@ -77,16 +89,29 @@ def test_bad_train_arguments_are_named_before_any_work(started, capsys, tmp_path
 
 
 T2I_AND_OTHERS = [
-    (["train", "t2i", "--unsaid-colour", "1.5"], "argument --unsaid-colour: must be a finite number [0, 1], got 1.5"),
-    (["train", "t2i", "--object-weight", "-1"], "argument --object-weight: must be a finite number >= 0, got -1"),
-    (["train", "t2i", "--object-weight", "nan"], "argument --object-weight: must be a finite number >= 0"),
-    (["train", "t2i", "--preset", "medium"], "--preset 'medium': choose one of tiny, lab"),
-    (["train", "t2i", "--backbone", "unet", "--preset", "x"], "--preset 'x': choose one of tiny, lab"),
+    (["train", "t2i", "--unsaid-colour", "1.5"], "argument --unsaid-colour: must be a finite number in [0, 1], "
+                                                 "got 1.5"),
+    (["train", "t2i", "--object-weight", "-1"], "argument --object-weight: must be a finite number >= 0, got -1.0"),
+    (["train", "t2i", "--object-weight", "nan"], "argument --object-weight: must be a finite number >= 0, got nan"),
+    (["train", "t2i", "--object-weight", "heavy"], "argument --object-weight: expected a number, got 'heavy'"),
+    (["train", "t2i", "--preset", "medium"], "argument --preset: must be one of tiny, lab, got 'medium'"),
+    (["train", "t2i", "--backbone", "unet", "--preset", "x"], "argument --preset: must be one of tiny, lab, got 'x'"),
+    (["train", "t2i", "--backbone", "cnn"], "argument --backbone: invalid choice: 'cnn'"),
+    (["train", "t2i", "--batch-size", "0"], "argument --batch-size: must be a whole number >= 1, got 0"),
+    (["train", "t2i", "--minutes", "1e308"], "argument --minutes: must be a finite number >= 0"),  # 60x overflows
+    (["train", "prior", "--pool-size", "0"], "argument --pool-size: must be a whole number >= 1, got 0"),
+    (["train", "prior", "--preset", "big"], "argument --preset: must be one of tiny, lab, got 'big'"),
+    (["train", "prior", "--world", "moon"], "argument --world: must be shapes, digits or folder:PATH"),
+    (["train", "judge", "--steps", "0"], "argument --steps: must be a whole number >= 1, got 0"),
+    (["train", "judge", "--lr=-inf"], "argument --lr: must be a finite number > 0, got -inf"),
+    (["train", "judge", "--batch-size", "-1"], "argument --batch-size: must be a whole number >= 1, got -1"),
+    (["train", "judge", "--seed", "99999999999"], "argument --seed: must be a whole number in [0, 4294967295]"),
     (["train", "t2i", "--clip", "no-such-model"], "--clip no-such-model: no such folder, and no shipped model"),
     (["train", "t2i", "--clip", "./missing"], "--clip ./missing: no such folder"),
     (["train", "t2i", "--judge", "no-such-judge"], "--judge no-such-judge: no such folder, and no shipped model"),
     (["train", "t2i", "--judge", "./gone"], "--judge ./gone: not a judge folder"),
-    (["train", "t2i", "--world", "digits", "--unsaid-colour", "0.5"], "--unsaid-colour is for t2i on shapes"),
+    (["train", "t2i", "--world", "digits", "--unsaid-colour", "0.5"], "argument --unsaid-colour: is for world "
+                                                                       "'shapes' only (0 elsewhere), got 0.5"),
     (["train", "t2i", "--world", "digits", "--judge", "judge-shapes"], "--judge is for t2i on shapes"),
     (["train", "t2i", "--target-recall", "0.9"], "--target-recall is for clip, not t2i"),
     (["train", "prior", "--clip", "runs/nothing"], "--clip runs/nothing: not a trained dual encoder"),
@@ -144,22 +169,37 @@ def test_good_arguments_reach_the_trainer(started, tmp_path):
     assert (name, cfg.steps, cfg.batch_size, cfg.lr, cfg.target_recall, str(out)) == (
         "train_clip", 3, 2, 1e-4, 1.0, "run")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []  # the write probe is gone
-    assert cli.main(["train", "judge", "--steps", "1", "--out", "judge"]) == 0
-    assert started[1][0] == "train_judge"
+    assert cli.main(["train", "judge", "--steps", "1", "--pool-size", "10", "--seed", "3", "--out", "judge"]) == 0
+    name, cfg, _ = started[1]
+    assert (name, type(cfg).__name__, cfg.steps, cfg.pool_size, cfg.seed) == ("train_judge", "JudgeTrainConfig", 1, 10, 3)
+    assert cli.main(["train", "t2i", "--backbone", "unet", "--preset", "tiny", "--object-weight", "4",
+                     "--unsaid-colour", "0.5", "--minutes", "2", "--out", "t2i"]) == 0
+    name, cfg, _ = started[2]
+    assert (name, cfg.backbone, cfg.preset, cfg.object_weight, cfg.unsaid_colour, cfg.time_budget_s, cfg.steps) == (
+        "train_t2i", "unet", "tiny", 4.0, 0.5, 120.0, 10**9)
 
 
-@settings(max_examples=60, deadline=None)
-@given(text=st.text(max_size=8) | st.floats(allow_nan=True, allow_infinity=True).map(repr))
-def test_any_learning_rate_text_is_taken_only_when_finite_and_positive(text):
-    import math
+MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
 
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    ok = value is not None and math.isfinite(value) and value > 0
-    try:
-        assert cli._number(0, low_open=True)(text) == value and ok
-    except cli.argparse.ArgumentTypeError as e:
-        assert not ok and "> 0" in str(e)
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_a_second_make_pretrained_stops_before_anything_starts(tmp_path):
+    """Its first `train` would refuse runs/clip-shapes (a state, no --resume) only after set-up; now the target
+    names every leftover folder before set-up or training, and deletes nothing."""
+    def make(*targets):
+        return subprocess.run(["make", "-f", str(MAKEFILE), *targets], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+
+    assert make("pretrained-check").returncode == 0  # no runs/ yet: the check lets the training start
+    (tmp_path / "runs/lab02-clip").mkdir(parents=True)  # a lab's own run is none of the target's
+    assert make("pretrained-check").returncode == 0
+    for name in ("clip-shapes", "t2i-digits"):
+        (tmp_path / "runs" / name / "state/step-000250").mkdir(parents=True)
+        (tmp_path / "runs" / name / "state/step-000250/state.json").write_text("{}")
+    result = make("pretrained")
+    assert result.returncode != 0
+    assert "runs/ still holds folders of an earlier run: runs/clip-shapes runs/t2i-digits" in result.stderr
+    assert "Move runs/ aside first" in result.stderr and "Nothing was trained or deleted." in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # no .venv: set-up never started
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["clip-shapes", "lab02-clip", "t2i-digits"]
+    assert (tmp_path / "runs/clip-shapes/state/step-000250/state.json").is_file()

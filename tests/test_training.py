@@ -1,16 +1,19 @@
-"""The training loop: safetensors checkpoints, an interrupted run resumes exactly, the CLI trains and saves."""
+"""The training loop: safetensors checkpoints, an interrupted run resumes exactly, the CLI trains and saves, and
+the run's record is written whole or not at all."""
 
 import json
+import os
+import signal
 
 import pytest
 import torch
 
-from mmdiff_lab import cli
+from mmdiff_lab import cli, pretrained
 from mmdiff_lab.checkpoint import CheckpointError, latest_state, load_state, save_state
 from mmdiff_lab.clip import make_pool, world_tokenizer
 from mmdiff_lab.data import ShapesWorld
 from mmdiff_lab.encoders import DualEncoder, clip_loss
-from mmdiff_lab.training import TrainConfig, fit, lr_factor
+from mmdiff_lab.training import TrainConfig, fit, lr_factor, write_run_record
 
 
 def _setup():
@@ -77,7 +80,6 @@ def test_interrupted_run_resumes_exactly(tmp_path, capsys):
     assert [h["step"] for h in history] == [1, 2, 3, 4, 5, 6]
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
-    assert (tmp_path / "run/loss.png").exists()
 
 
 def test_state_files_are_safetensors_and_errors_name_them(tmp_path):
@@ -133,3 +135,95 @@ def test_plot_history_leaves_the_matplotlib_backend_alone(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "svg"
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---- the run's record ----------------------------------------------------------------------------------------
+
+
+def _config_of(name: str):
+    from mmdiff_lab.clip import ClipTrainConfig
+    from mmdiff_lab.metrics.judge import JudgeTrainConfig
+    from mmdiff_lab.prior import PriorTrainConfig
+    from mmdiff_lab.t2i import T2ITrainConfig
+
+    return {"clip": ClipTrainConfig, "prior": PriorTrainConfig, "t2i": T2ITrainConfig,
+            "judge": JudgeTrainConfig}[name.split("-")[0]]
+
+
+@pytest.mark.parametrize("name", ["judge-shapes", "t2i-shapes"])  # the two trained with every setting of today
+def test_the_record_is_written_as_the_shipped_folders_hold_it(tmp_path, name):
+    """Byte for byte: the shipped models were written by the trainers' own writers, which this one replaces."""
+    shipped = pretrained.path(name)
+    text = {f: (shipped / f).read_text() for f in ("metrics.json", "train_config.json", "history.json")
+            if (shipped / f).is_file()}
+    history = json.loads(text["history.json"]) if "history.json" in text else None
+    cfg = _config_of(name)(**json.loads(text["train_config.json"]))
+    write_run_record(tmp_path, cfg, json.loads(text["metrics.json"]), history)
+    for file, want in text.items():
+        assert (tmp_path / file).read_text() == want, file
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == sorted([*text, *(["loss.png"] if history else [])])  # the judge keeps no history
+    if history:
+        assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_failed_write_keeps_the_old_record(tmp_path, monkeypatch):
+    cfg = TrainConfig(steps=5)
+    write_run_record(tmp_path, cfg, {"version": 1})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_run_record(tmp_path, TrainConfig(steps=6), {"version": 2})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # and no temporary file left
+
+
+def _history(n: int) -> list[dict]:
+    return [{"step": i, "loss": 1 / i, "lr": 1e-3, "seconds": i / 10} for i in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("at", range(4))
+def test_a_kill_inside_a_write_leaves_each_file_old_or_new_never_half(tmp_path, at):
+    """SIGKILL while the record's ``at``-th file is written (its bytes in the temporary file, not yet renamed):
+    the files before it are the new run's, that one and those after are the old run's, each whole."""
+    old_cfg, new_cfg = TrainConfig(steps=10), TrainConfig(steps=20)
+    write_run_record(tmp_path, old_cfg, {"version": 1}, _history(10))
+    old = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    order = ["history.json", "loss.png", "metrics.json", "train_config.json"]  # the order the record writes them
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes the new record and stops inside the at-th file's write, until it is killed
+        try:
+            os.close(read)
+            calls = []
+            real = os.fsync
+
+            def fsync_then_wait(fd):
+                real(fd)
+                calls.append(fd)
+                if len(calls) == at + 1:
+                    os.write(write, b"x")
+                    signal.pause()
+
+            os.fsync = fsync_then_wait
+            write_run_record(tmp_path, new_cfg, {"version": 2}, _history(20))
+        finally:
+            os._exit(1)
+    os.close(write)
+    assert os.read(read, 1) == b"x"  # the child is inside the write
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(read)
+    files = {p.name for p in tmp_path.iterdir()}
+    assert files == {*order, f".{order[at]}.{pid}.tmp"}  # the write cut short, hidden beside the old file
+    for name in order[at:]:
+        assert (tmp_path / name).read_bytes() == old[name], name
+    for name in order[:at]:
+        assert (tmp_path / name).read_bytes() != old[name], name
+    assert json.loads((tmp_path / "metrics.json").read_text())["version"] == (2 if at > 2 else 1)
+    write_run_record(tmp_path, new_cfg, {"version": 3}, _history(20))  # the next write clears what was left
+    assert {p.name for p in tmp_path.iterdir()} == set(order)
+    assert json.loads((tmp_path / "train_config.json").read_text())["steps"] == 20

@@ -10,9 +10,9 @@ not the student) and is reported on fresh true renders before it judges anything
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..data.base import image_to_tensor
 from ..data.shapes import COLOURS, POSITIONS, RADII, SHAPES, Obj, Scene, ShapesWorld, render
+from ..training import BOUNDS, Bound, check_settings, write_run_record
 
 SLOTS = tuple(POSITIONS)  # left, right, top, bottom, center
 HEADS = {"colour": ("none",) + tuple(COLOURS), "shape": ("none",) + SHAPES, "size": ("none",) + tuple(RADII)}
@@ -96,6 +97,10 @@ def _tensors(examples) -> tuple[Tensor, dict[str, Tensor]]:
 
 @dataclass
 class JudgeTrainConfig:
+    """The judge's own short recipe (one-cycle schedule, no checkpoints); checked when made, like TrainConfig."""
+
+    bounds: ClassVar[dict] = {**BOUNDS, "noise": Bound(0), "width": Bound(1, whole=True)}
+
     steps: int = 1500
     batch_size: int = 128
     lr: float = 2e-3
@@ -103,6 +108,9 @@ class JudgeTrainConfig:
     noise: float = 0.15  # up to this much Gaussian noise per image, so slightly noisy samples are read as renders
     seed: int = 7  # not the held-out evaluation seed
     width: int = 48
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def true_render_accuracy(judge: Judge, n: int = 2000, seed: int = 99) -> float:
@@ -146,8 +154,7 @@ def train_judge(cfg: JudgeTrainConfig, out: str | Path) -> tuple[Judge, dict]:
     metrics = {"true_render_accuracy": true_render_accuracy(judge)}
     out.mkdir(parents=True, exist_ok=True)
     judge.save_pretrained(out)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    write_run_record(out, cfg, metrics)
     return judge, metrics
 
 
