@@ -15,6 +15,7 @@ from mmdiff_lab.clip import load_clip
 from mmdiff_lab.denoiser import TextToImageDenoiser, make_denoiser, text_context, unpatchify
 from mmdiff_lab.pipeline import (
     SCHEDULERS,
+    SamplingDefaults,
     Stage,
     TextToImagePipeline,
     TrajectoryRecorder,
@@ -412,6 +413,9 @@ def test_training_saves_a_pipeline_and_resumes_with_ema(tmp_path):
     for a, b in zip(whole.denoiser.state_dict().values(), resumed.denoiser.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)  # the EMA weights an uninterrupted run saves
     assert (tmp_path / "full" / "metrics.json").is_file()
+    index = json.loads((tmp_path / "full" / "model_index.json").read_text())
+    assert index["default_guidance_scale"] == 3.0 and index["default_sampler"] == "dpm++"  # its sampling settings
+    assert whole.defaults == SamplingDefaults()
 
 
 def test_object_pixels_are_the_lit_pixels_and_their_rim():
