@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 from conftest import tiny_t2i_pipeline
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mmdiff_lab.checkpoint import CheckpointError
 from mmdiff_lab.pipeline import (
@@ -19,7 +22,13 @@ from mmdiff_lab.pipeline import (
     make_scheduler,
     training_scheduler,
 )
-from mmdiff_lab.samplers import check_steps, max_steps
+from mmdiff_lab.samplers import (
+    GUIDANCE_RANGE,
+    check_guidance_interval,
+    check_guidance_scale,
+    check_steps,
+    max_steps,
+)
 
 PROMPT = "a small red circle left of a large blue square"
 
@@ -118,6 +127,37 @@ def test_every_sampler_takes_its_largest_step_count_and_no_more(sampler):
     assert check_steps(top, sampler) == top
     with pytest.raises(ValueError, match=rf"\[1, {top}\]"):
         check_steps(top + 1, sampler)
+
+
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**12, 10**12), st.booleans(),
+                 st.text(max_size=3), st.none()))
+def test_a_guidance_scale_is_accepted_exactly_when_finite_and_in_range(w):
+    lo, hi = GUIDANCE_RANGE
+    fine = isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and lo <= w <= hi
+    if fine:
+        assert check_guidance_scale(w) == w
+    else:
+        with pytest.raises(ValueError, match=r"guidance_scale must be a number in \[0, 50\]"):
+            check_guidance_scale(w)
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True), st.floats(allow_nan=True, allow_infinity=True))
+def test_a_guidance_interval_is_accepted_exactly_when_ordered_inside_0_1(lo, hi):
+    if 0 <= lo <= hi <= 1:
+        assert check_guidance_interval((lo, hi)) == (lo, hi)
+    else:
+        with pytest.raises(ValueError, match="0 <= lo <= hi <= 1"):
+            check_guidance_interval((lo, hi))
+
+
+@given(st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=True), st.booleans()),
+       st.sampled_from(list(SCHEDULERS)))
+def test_a_step_count_is_accepted_exactly_when_an_int_in_range(steps, sampler):
+    if isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= max_steps(sampler):
+        assert check_steps(steps, sampler) == steps
+    else:
+        with pytest.raises(ValueError, match="num_inference_steps must be an integer in"):
+            check_steps(steps, sampler)
 
 
 # ---- one set of default settings, kept in the pipeline's folder -------------------------------------------------
