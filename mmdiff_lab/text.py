@@ -14,7 +14,7 @@ import json
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -32,7 +32,8 @@ class UnknownWordError(KeyError):
     Attributes: ``words`` (in the order typed), ``word`` (the first), ``text``, ``suggestions`` {word: [known]}.
     """
 
-    def __init__(self, words: list[str], text: str, suggestions: dict[str, list[str]], vocabulary: list[str] = ()):
+    def __init__(self, words: list[str], text: str, suggestions: dict[str, list[str]],
+                 vocabulary: Sequence[str] = ()):
         self.words, self.text, self.suggestions = list(words), text, dict(suggestions)
         self.word = self.words[0]
         quoted = ", ".join(repr(w) for w in self.words)
@@ -43,7 +44,7 @@ class UnknownWordError(KeyError):
                 message += f"; did you mean {close}?" if len(self.words) == 1 else f"; {w!r}: did you mean {close}?"
         far = [w for w in self.words if not self.suggestions.get(w)]
         if far and vocabulary:
-            shown = ", ".join(list(vocabulary)[:40]) + (" ..." if len(vocabulary) > 40 else "")
+            shown = ", ".join(vocabulary[:40]) + (" ..." if len(vocabulary) > 40 else "")
             message += f"; no known word is close to {', '.join(repr(w) for w in far)} (the words known: {shown})"
         super().__init__(message)
 
