@@ -259,45 +259,108 @@ def _judge(name: str | None):
 
 
 def _sample_parser(sub) -> None:
-    from .pipeline import SCHEDULERS
+    import math
+    import tempfile
+
+    from .pipeline import MAX_IMAGES, SCHEDULERS
+    from .samplers import GUIDANCE_RANGE, NUM_TRAIN_TIMESTEPS
+
+    # argparse types: a bad value is an error naming the option and its range, before the pipeline loads
+    def number_in(kind, lo, hi):
+        def parse(text: str):
+            try:
+                value = kind(text)
+            except ValueError:
+                value = None
+            if value is None or not math.isfinite(value) or not lo <= value <= hi:
+                raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'} in "
+                                                 f"[{lo:g}, {hi:g}], got {text!r}")
+            return value
+        return parse
+
+    def image_file(text: str) -> Path:
+        """An image path PIL can write, in a folder that exists or can be made, and that can be written to."""
+        from PIL import Image
+
+        Image.init()
+        # extensions whose format stores an RGB grid as it is (not .xbm's 1 bit, nor .pdf's pages)
+        allowed = [e for e in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+                   if Image.registered_extensions().get(e) in Image.SAVE]
+        path = Path(text)
+        if path.suffix.lower() not in allowed:
+            raise argparse.ArgumentTypeError(f"{text!r}: name an image file ending in one of {', '.join(allowed)}")
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} is a folder; name an image file, e.g. {path / 'grid.png'}")
+        folder = path.parent
+        while not folder.exists():  # the grid's folders are made when it is written; the nearest one must be writable
+            folder = folder.parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r}: {folder} is a file, not a folder")
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            raise argparse.ArgumentTypeError(f"{text!r}: cannot write in {folder} ({e.strerror})") from None
+        return path
 
     p = sub.add_parser("sample", help="generate images from a prompt with a text-to-image pipeline")
     p.add_argument("prompt", help='e.g. "a small red circle left of a large blue square"; words may carry '
                                   'weights: "a small (red:1.5) circle on the left"; "" samples unconditionally')
     p.add_argument("--model", default="t2i-shapes", help="pipeline folder or shipped name (default: t2i-shapes)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--sampler", default="dpm++", choices=list(SCHEDULERS))
-    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale w (1: none)")
-    p.add_argument("--interval", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
-                   help="guide only where t/T lies in [LO, HI]")
+    mine = " (default: the pipeline's own, kept in its folder)"
+    p.add_argument("--steps", type=number_in(int, 1, NUM_TRAIN_TIMESTEPS),
+                   help=f"sampler steps, 1..{NUM_TRAIN_TIMESTEPS}" + mine)
+    p.add_argument("--sampler", choices=list(SCHEDULERS), help="the sampler" + mine)
+    p.add_argument("--guidance", type=number_in(float, *GUIDANCE_RANGE),
+                   help=f"classifier-free guidance scale w in [{GUIDANCE_RANGE[0]:g}, {GUIDANCE_RANGE[1]:g}] "
+                        "(1: none)" + mine)
+    p.add_argument("--interval", type=number_in(float, 0.0, 1.0), nargs=2, metavar=("LO", "HI"),
+                   help="guide only where t/T lies in [LO, HI], 0 <= LO <= HI <= 1" + mine)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-n", "--num-images", type=int, default=8)
-    p.add_argument("--out", default="samples.png", help="PNG grid to write (default: samples.png)")
+    p.add_argument("-n", "--num-images", type=number_in(int, 1, MAX_IMAGES), default=8,
+                   help=f"images to draw, 1..{MAX_IMAGES} (default: 8)")
+    p.add_argument("--out", type=image_file, default="samples.png",
+                   help="image grid to write, e.g. .png or .jpg (default: samples.png)")
 
 
 def _sample(args) -> int:
+    import warnings
+
     import torch
 
     from .checkpoint import CheckpointError
     from .pipeline import load_pipeline
+    from .samplers import check_guidance_interval, check_steps
     from .t2i import save_grid
     from .text import UnknownWordError
 
-    if args.num_images <= 0:
-        print("error: --num-images must be positive", file=sys.stderr)
-        return 2
+    given = {k: v for k, v in {"num_inference_steps": args.steps, "guidance_scale": args.guidance,
+                               "guidance_interval": tuple(args.interval) if args.interval else None,
+                               "sampler": args.sampler}.items() if v is not None}
     try:
+        if args.interval:
+            check_guidance_interval(given["guidance_interval"], "--interval LO HI")
+        if args.steps and args.sampler:
+            check_steps(args.steps, args.sampler, what="--steps")
         pipe = load_pipeline(args.model)
-        images = pipe(args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                      guidance_interval=tuple(args.interval), sampler=args.sampler,
-                      num_images_per_prompt=args.num_images, generator=torch.Generator().manual_seed(args.seed),
-                      output_type="pt").images
-    except (ValueError, UnknownWordError, CheckpointError, FileNotFoundError) as e:
+        settings = {**pipe.defaults.as_call_kwargs(), **given}
+        with warnings.catch_warnings(record=True) as caught:  # e.g. a prompt cut to the model's length
+            warnings.simplefilter("always", UserWarning)
+            images = pipe(args.prompt, **settings, num_images_per_prompt=args.num_images,
+                          generator=torch.Generator().manual_seed(args.seed), output_type="pt").images
+    except (ValueError, TypeError, UnknownWordError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    save_grid(images, Path(args.out), columns=min(args.num_images, 8))
-    print(f"wrote {args.out}: {args.num_images} images, {args.sampler}, {args.steps} steps, w={args.guidance:g}, "
-          f"seed {args.seed}")
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
+        print(f"warning: {message}", file=sys.stderr)
+    save_grid(images, args.out, columns=min(args.num_images, 8))
+    lo, hi = settings["guidance_interval"]
+    defaulted = [flag for flag, key in (("--steps", "num_inference_steps"), ("--sampler", "sampler"),
+                                        ("--guidance", "guidance_scale"), ("--interval", "guidance_interval"))
+                 if key not in given]
+    source = f"; {', '.join(defaulted)} from the pipeline's folder" if defaulted else ""
+    print(f"wrote {args.out}: {args.num_images} images, {settings['sampler']}, {settings['num_inference_steps']} "
+          f"steps, w={settings['guidance_scale']:g}, interval [{lo:g}, {hi:g}], seed {args.seed}{source}")
     return 0
 
 

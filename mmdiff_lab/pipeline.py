@@ -3,40 +3,32 @@
     prompt --tokenizer--> ids --text tower (frozen)--> token states (B, L, C)
     x_T ~ N(0, I) --[denoiser(x_t, t, states) -> guidance -> scheduler.step] x steps--> x_0 (B, 3, S, S)
 
-What this loop adds to the textbook one, each a few lines below:
+``__call__`` runs the steps of a diffusers pipeline, each a method below: ``check_inputs`` (every argument, before
+any work), ``encode_prompt``, ``prepare_latents``, ``denoise`` (the loop) and ``postprocess``. What the loop adds
+to the textbook one:
 - classifier-free guidance (Ho & Salimans, 2022): eps = eps_u + w (eps_c - eps_u);
 - a guidance interval (Kynkaanniemi et al., 2024): guidance only where t / T lies in [lo, hi];
 - stages: switch prompt, guidance or sampler at a chosen step, and start from a given x_t (branching);
-- weighted prompts: "(red:1.5)" scales that word's token state; a dict {prompt: weight} sums several
-  prompts' guidance directions (composable diffusion, Liu et al., 2022);
+- weighted prompts (``mmdiff_lab.prompts``): "(red:1.5)" scales that word's token state; a dict {prompt: weight}
+  sums several prompts' guidance directions (composable diffusion, Liu et al., 2022);
 - ``callback_on_step_end`` hands every step's x_t, predicted x_0, predicted noise and guidance difference to a
   recorder (``TrajectoryRecorder``), which is how widgets and probes see a run without editing this loop.
 
-Every sampler is a diffusers scheduler built from one config; x_t is handed around in the variance-preserving
-form x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps, converted to and from each scheduler's own form
-(Euler and Heun work on x_0 + sigma eps) with ``scale_model_input``.
+Every sampler is a diffusers scheduler (``mmdiff_lab.samplers``); x_t is handed around, to the callback too, in
+the variance-preserving form x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps, converted to and from each
+scheduler's own form (Euler and Heun work on x_0 + sigma eps) with ``scale_model_input``. A pipeline folder keeps
+its recommended settings (``pipe.defaults``), which every argument left at None takes.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
-import re
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from diffusers import (
-    DDIMScheduler,
-    DDPMScheduler,
-    DiffusionPipeline,
-    DPMSolverMultistepScheduler,
-    EulerDiscreteScheduler,
-    HeunDiscreteScheduler,
-    ImagePipelineOutput,
-    UniPCMultistepScheduler,
-)
+from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
@@ -44,134 +36,55 @@ from torch import Tensor
 from .data.base import tensor_to_image
 from .denoiser import TextToImageDenoiser, text_context  # noqa: F401  (diffusers loads components from imported modules)
 from .encoders import DualEncoder  # noqa: F401
+from .prompts import Condition, Stage, parse_weights
+from .samplers import (  # noqa: F401  (re-exported: widgets, notebooks and tests import them from here)
+    SCHEDULERS,
+    SamplingDefaults,
+    check_guidance,
+    check_guidance_interval,
+    check_guidance_scale,
+    check_sampler,
+    check_steps,
+    make_scheduler,
+    sched_name,
+    training_scheduler,
+    vp_factor,
+)
 from .text import Tokenizer
-from .trajectory import Trajectory
+from .trajectory import TrajectoryRecorder  # noqa: F401  (re-exported)
 
-#: Samplers by their short names; "dpm++" is DPM-Solver++ (2M), Lu et al., 2022.
-SCHEDULERS: dict[str, tuple[type, dict]] = {
-    "ddpm": (DDPMScheduler, {}),
-    "ddim": (DDIMScheduler, {}),
-    "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "euler": (EulerDiscreteScheduler, {}),
-    # Heun's second-order correction over the first step, from sigma ~ 2e4 (alpha_bar ~ 1e-8 at t = T - 1) to ~3,
-    # is ill-conditioned (its samples were noise here); it starts one spacing below T, as Stable Diffusion's config.
-    "heun": (HeunDiscreteScheduler, {"timestep_spacing": "leading", "steps_offset": 1}),
-    "unipc": (UniPCMultistepScheduler, {}),
-}
-
-
-def training_scheduler(prediction_type: str = "epsilon", schedule: str = "squaredcos_cap_v2") -> DDPMScheduler:
-    """The forward process a denoiser trains with; every sampler is built from its config.
-
-    "trailing" spacing starts sampling at t = T - 1 and gives every sampler the same timesteps for the same
-    step count (Lin et al., 2024), so a run can switch sampler mid-way.
-    """
-    if prediction_type not in ("epsilon", "v_prediction"):
-        raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {prediction_type!r}")
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule=schedule, prediction_type=prediction_type,
-                         clip_sample=False, timestep_spacing="trailing")
-
-
-def sched_name(sched) -> str:
-    """The short name of a scheduler object."""
-    return next(n for n, (cls, _) in SCHEDULERS.items() if type(sched) is cls)
-
-
-def make_scheduler(name: str, config) -> object:
-    """A sampler by name, on the training schedule in ``config``."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
-    cls, extra = SCHEDULERS[name]
-    return cls.from_config(config, **extra)
-
-
-# ---------------------------------------------------------------------------------------------
-# Prompts: per-word weights "(red:1.5)" and weighted sums {prompt: weight}
-# ---------------------------------------------------------------------------------------------
-
-_WEIGHTED = re.compile(r"\(([^():]+):\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*\)")
-
-
-def parse_weights(prompt: str) -> tuple[str, list[float]]:
-    """ "a (red:1.5) circle" -> ("a red circle", [1.0, 1.5, 1.0]): the plain text and one weight per word."""
-    words, weights, pos = [], [], 0
-    for m in _WEIGHTED.finditer(prompt):
-        plain = prompt[pos : m.start()].split()
-        words += plain
-        weights += [1.0] * len(plain)
-        inner = m.group(1).split()
-        words += inner
-        weights += [float(m.group(2))] * len(inner)
-        pos = m.end()
-    rest = prompt[pos:].split()
-    if "(" in prompt[pos:] or ")" in prompt[pos:]:
-        raise ValueError(f"cannot read the weights in {prompt!r}; write a weighted word as (word:1.5)")
-    return " ".join(words + rest), weights + [1.0] * len(rest)
+#: Most images one call makes (prompts x num_images_per_prompt): memory grows with the batch; call again for more.
+MAX_IMAGES = 256
+OUTPUT_TYPES = ("pil", "np", "pt")
 
 
 @dataclass(frozen=True)
-class Condition:
-    """What one image is conditioned on: prompts with weights (one prompt of weight 1 in the plain case)."""
+class TextStates:
+    """The encoded prompts of R rows: token states (R, L, C) and their attention mask (R, L)."""
 
-    terms: tuple[tuple[str, float], ...]
-
-    @classmethod
-    def of(cls, prompt: str | dict[str, float]) -> Condition:
-        if isinstance(prompt, dict):
-            if not prompt:
-                raise ValueError("a weighted prompt needs at least one {prompt: weight} entry")
-            return cls(tuple((str(p), float(w)) for p, w in prompt.items()))
-        if not isinstance(prompt, str):
-            raise TypeError(f"a prompt is a string or a dict {{prompt: weight}}, got {type(prompt).__name__}")
-        return cls(((prompt, 1.0),))
-
-    @property
-    def unconditional(self) -> bool:
-        return all(not p.strip() for p, _ in self.terms)
+    states: Tensor
+    mask: Tensor
 
 
 @dataclass
-class Stage:
-    """From step ``at`` of the run on, use these settings (None keeps the current one)."""
+class StageSettings:
+    """What the loop uses from one stage on: the conditions, the guidance and the sampler, and their encoding."""
 
-    at: int
-    prompt: str | dict[str, float] | list | None = None
-    guidance_scale: float | None = None
-    guidance_interval: tuple[float, float] | None = None
-    sampler: str | None = None
-
-
-@dataclass
-class _Settings:
     conditions: list[Condition]
     guidance_scale: float
     guidance_interval: tuple[float, float]
     sampler: str
-    states: dict = field(default_factory=dict)  # encoded conditions
+    cond: TextStates | None = None  # one row per (image, prompt term), in the order of ``conditions``
+    uncond: TextStates | None = None  # the empty prompt, one row
 
 
-def check_guidance(scale: float, interval: tuple[float, float]) -> None:
-    if not isinstance(scale, (int, float)) or math.isnan(scale) or scale < 0:
-        raise ValueError(f"guidance_scale must be a number >= 0, got {scale!r}")
-    lo, hi = interval
-    if not (0.0 <= lo <= hi <= 1.0):
-        raise ValueError(f"guidance_interval must satisfy 0 <= lo <= hi <= 1 (fractions of the noise schedule), "
-                         f"got {interval!r}")
+def _prompts(prompt) -> list:
+    return prompt if isinstance(prompt, list) else [prompt]
 
 
-class TrajectoryRecorder:
-    """A ``callback_on_step_end`` that records every step into a Trajectory (x_t, x0_pred, eps_pred and the
-    guidance difference), detached on the CPU."""
-
-    tensor_inputs = ["x_t", "x0_pred", "eps_pred", "guidance_delta"]
-
-    def __init__(self, meta: dict | None = None):
-        self.trajectory = Trajectory(meta)
-
-    def __call__(self, pipe, step: int, t: int, kwargs: dict) -> dict:
-        self.trajectory.append(int(t), kwargs["x_t"], kwargs["x0_pred"], kwargs["eps_pred"],
-                               guidance_delta=kwargs["guidance_delta"])
-        return {}
+def _callback_inputs(callback, names) -> list[str]:
+    """The tensors a callback asks for: given names, else its own ``tensor_inputs`` (diffusers' convention)."""
+    return list(names or getattr(callback, "tensor_inputs", ["latents"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,14 +102,29 @@ class TextToImagePipeline(DiffusionPipeline):
         text_encoder: the ``DualEncoder`` whose text tower gives the token states.
         tokenizer: its word-level ``Tokenizer``.
         scheduler: the training scheduler (its config defines the schedule and the prediction type).
+        default_guidance_scale, default_sampler, default_steps, default_guidance_interval: the settings this
+            model is recommended with (``pipe.defaults``). Registered in the config, as Stable Diffusion's
+            ``requires_safety_checker``, so diffusers writes them into model_index.json and passes them back on load.
     """
 
     model_cpu_offload_seq = "text_encoder->denoiser"
     _callback_tensor_inputs = ["latents", "x_t", "x0_pred", "eps_pred", "guidance_delta"]
 
-    def __init__(self, denoiser, text_encoder, tokenizer: Tokenizer, scheduler):
+    def __init__(self, denoiser, text_encoder, tokenizer: Tokenizer, scheduler, default_guidance_scale: float = 3.0,
+                 default_sampler: str = "dpm++", default_steps: int = 20,
+                 default_guidance_interval: list[float] | tuple[float, float] = (0.0, 1.0)):
         super().__init__()
         self.register_modules(denoiser=denoiser, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+        d = SamplingDefaults(default_guidance_scale, default_sampler, default_steps, default_guidance_interval)
+        self.register_to_config(default_guidance_scale=d.guidance_scale, default_sampler=d.sampler,
+                                default_steps=d.steps, default_guidance_interval=list(d.guidance_interval))
+
+    @property
+    def defaults(self) -> SamplingDefaults:
+        """The recommended sampling settings, read from the pipeline's config (its folder's model_index.json)."""
+        c = self.config
+        return SamplingDefaults(c.default_guidance_scale, c.default_sampler, c.default_steps,
+                                tuple(c.default_guidance_interval))
 
     # -- files: the tokenizer is ours, so it is written and read beside the diffusers components --
 
@@ -218,6 +146,109 @@ class TextToImagePipeline(DiffusionPipeline):
             kwargs["tokenizer"] = Tokenizer.load(folder / "tokenizer" / "tokenizer.json")
         return super().from_pretrained(folder, **kwargs)
 
+    # -- checks: every argument, before any work --
+
+    def check_inputs(self, prompt, num_inference_steps: int, guidance_scale: float,
+                     guidance_interval: tuple[float, float], sampler: str, num_images_per_prompt: int, generator,
+                     latents, start_timestep, stages, clip_x0, output_type, return_dict, callback_on_step_end,
+                     callback_on_step_end_tensor_inputs) -> None:
+        """Raise a ValueError / TypeError / UnknownWordError naming the argument and its allowed range, before any
+        model runs; warn when the prompt is empty (unconditional sampling)."""
+        T = self.scheduler.config.num_train_timesteps
+        check_sampler(sampler)
+        check_steps(num_inference_steps, sampler, T)
+        check_guidance_scale(guidance_scale)
+        check_guidance_interval(guidance_interval)
+        if (not isinstance(num_images_per_prompt, int) or isinstance(num_images_per_prompt, bool)
+                or not 1 <= num_images_per_prompt <= MAX_IMAGES):
+            raise ValueError(f"num_images_per_prompt must be an integer in [1, {MAX_IMAGES}], got {num_images_per_prompt!r}")
+        B = self._check_prompt(prompt, num_images_per_prompt, "prompt")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        if latents is not None:
+            shape = (B, *self.latent_shape)
+            if not isinstance(latents, Tensor):
+                raise TypeError(f"latents must be a torch.Tensor of shape {shape}, got {type(latents).__name__}")
+            if tuple(latents.shape) != shape:
+                raise ValueError(f"latents must have shape {shape} (images, channels, size, size), "
+                                 f"got {tuple(latents.shape)}")
+            if not latents.is_floating_point():
+                raise TypeError(f"latents must be a floating-point tensor, got {latents.dtype}")
+            if not torch.isfinite(latents).all():
+                raise ValueError("latents hold nan or inf values")
+        if start_timestep is not None:
+            if not isinstance(start_timestep, int) or isinstance(start_timestep, bool) or not 0 <= start_timestep < T:
+                raise ValueError(f"start_timestep must be an integer in [0, {T - 1}], got {start_timestep!r}")
+            if latents is None:
+                raise ValueError("start_timestep needs latents: the x_t (VP form) that the run continues from")
+            lowest = min(self._timesteps(sampler, num_inference_steps))
+            if start_timestep < lowest:
+                raise ValueError(f"start_timestep {start_timestep} is below every timestep of {sampler} at "
+                                 f"{num_inference_steps} steps (the lowest is {lowest})")
+        self._check_stages(stages, num_inference_steps, num_images_per_prompt, B)
+        for name, value in (("clip_x0", clip_x0), ("return_dict", return_dict)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise TypeError(f"callback_on_step_end must be callable, got {type(callback_on_step_end).__name__}")
+        bad = [k for k in _callback_inputs(callback_on_step_end, callback_on_step_end_tensor_inputs)
+               if k not in self._callback_tensor_inputs]
+        if bad:
+            raise ValueError(f"callback tensor inputs {bad} unknown; choose from {self._callback_tensor_inputs}")
+
+    def _check_prompt(self, prompt, per_prompt: int, what: str) -> int:
+        """Check a prompt (or a batch) word by word; the number of images it makes."""
+        prompts = _prompts(prompt)
+        if not prompts:
+            raise ValueError(f"{what} is an empty list; give at least one prompt")
+        conditions = [Condition.of(p) for p in prompts]
+        for c in conditions:
+            for text, _ in c.terms:
+                self.tokenizer.tokens(parse_weights(text)[0])  # names every unknown word
+        if len(prompts) * per_prompt > MAX_IMAGES:
+            raise ValueError(f"{what}: {len(prompts)} prompts x {per_prompt} images each is more than the "
+                             f"{MAX_IMAGES} images one call makes; split the batch")
+        if any(c.unconditional for c in conditions):
+            warnings.warn("empty prompt: sampling unconditionally (no text, so guidance has no direction)",
+                          stacklevel=4)
+        return len(prompts) * per_prompt
+
+    def _check_stages(self, stages, steps: int, per_prompt: int, B: int) -> None:
+        if stages is None:
+            return
+        if not isinstance(stages, (list, tuple)) or not all(isinstance(s, Stage) for s in stages):
+            raise TypeError("stages must be a list of Stage(at=..., ...)")
+        starts = [s.at for s in stages]
+        for s in stages:
+            if not isinstance(s.at, int) or isinstance(s.at, bool) or not 0 <= s.at < steps:
+                raise ValueError(f"a stage starts at step {s.at!r}, outside the run's steps 0..{steps - 1}")
+            if starts.count(s.at) > 1:
+                raise ValueError(f"two stages start at step {s.at}; merge their settings into one Stage")
+            if s.prompt is not None and self._check_prompt(s.prompt, per_prompt, f"the stage at step {s.at}") != B:
+                raise ValueError(f"the stage at step {s.at}: its prompts make "
+                                 f"{len(_prompts(s.prompt)) * per_prompt} images, the run has {B}")
+            if s.guidance_scale is not None:
+                check_guidance_scale(s.guidance_scale, f"the stage at step {s.at}: guidance_scale")
+            if s.guidance_interval is not None:
+                check_guidance_interval(s.guidance_interval, f"the stage at step {s.at}: guidance_interval")
+            if s.sampler is not None:
+                check_sampler(s.sampler, f"sampler (the stage at step {s.at})")
+                check_steps(steps, s.sampler, self.scheduler.config.num_train_timesteps)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(C, S, S) of one image x_t (a diffusers UNet names its size sample_size, ours image_size)."""
+        c = self.denoiser.config
+        S = c.sample_size if hasattr(c, "sample_size") else c.image_size
+        return c.in_channels, S, S
+
+    def _timesteps(self, sampler: str, steps: int) -> list[int]:
+        sched = make_scheduler(sampler, self.scheduler.config)
+        sched.set_timesteps(steps)
+        return [int(t) for t in sched.timesteps]
+
     # -- text --
 
     @torch.no_grad()
@@ -225,31 +256,38 @@ class TextToImagePipeline(DiffusionPipeline):
         """Prompts (may hold "(word:w)" weights) -> token states (B, L, C) scaled by the weights, mask (B, L).
 
         A weight w multiplies that token's state, so every cross-attention sees its key and value w times
-        larger: the word pulls harder on the image (w > 1) or fades (w < 1).
+        larger: the word pulls harder on the image (w > 1) or fades (w < 1). A prompt longer than the model reads
+        is cut to its length, with a warning naming the words dropped.
         """
         texts, weights = zip(*(parse_weights(p) for p in prompts), strict=True)
         tokens = self.tokenizer.encode(list(texts))
         ids, mask = tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
         states = text_context(self.denoiser, self.text_encoder.encode_text(ids, mask))  # (B, L, C) or (B, L, 2C)
         scale = torch.ones(ids.shape, dtype=states.dtype, device=self.device)
-        for b, w in enumerate(weights):
-            scale[b, 1 : 1 + len(w)] = torch.tensor(w[: ids.shape[1] - 2], dtype=states.dtype)  # after <bos>
+        for b, (text, w) in enumerate(zip(texts, weights, strict=True)):
+            # one weight per token: a typed word may be several tokens ("red," -> red) or none (".")
+            per_token = [wi for word, wi in zip(text.split(), w, strict=True) for _ in self.tokenizer.tokens(word)]
+            per_token = per_token[: ids.shape[1] - 2]  # what fits between <bos> and <eos>
+            scale[b, 1 : 1 + len(per_token)] = torch.tensor(per_token, dtype=states.dtype)
         return states * scale[..., None], mask
 
-    def _conditions(self, prompt, n: int) -> list[Condition]:
-        prompts = prompt if isinstance(prompt, list) else [prompt]
-        conditions = [Condition.of(p) for p in prompts for _ in range(n)]
-        for c in conditions:
-            for text, _ in c.terms:
-                self.tokenizer.ids(parse_weights(text)[0])  # an unknown word fails here, before any work
-        if any(c.unconditional for c in conditions):
-            warnings.warn("empty prompt: sampling unconditionally (no text, so guidance has no direction)",
-                          stacklevel=3)
-        return conditions
+    def _encode(self, s: StageSettings) -> None:
+        """Token states for every (image, term) row of ``_guided``, and the empty prompt's for guidance."""
+        s.cond = TextStates(*self.encode_prompt([p for c in s.conditions for p, _ in c.terms]))
+        s.uncond = TextStates(*self.encode_prompt([""]))
 
-    # -- the loop --
+    # -- x_T --
 
-    def _guided(self, x_in: Tensor, t: Tensor, s: _Settings, guide: bool) -> tuple[Tensor, Tensor]:
+    def prepare_latents(self, batch_size: int, generator: torch.Generator | None, latents: Tensor | None) -> Tensor:
+        """x_T ~ N(0, I) of shape (B, C, S, S), or the given x_t (VP form) on the pipeline's device and dtype."""
+        if latents is not None:
+            return latents.to(self.device, self.denoiser.dtype)
+        return randn_tensor((batch_size, *self.latent_shape), generator=generator, device=self.device,
+                            dtype=self.denoiser.dtype)
+
+    # -- the model's output, guided --
+
+    def _guided(self, x_in: Tensor, t: Tensor, s: StageSettings, guide: bool) -> tuple[Tensor, Tensor]:
         """One denoiser pass for the whole batch: (guided model output, conditional-only output), each (B, C, S, S).
 
         Rows: every (image, prompt term), then one unconditional row per image when guidance needs it.
@@ -259,12 +297,11 @@ class TextToImagePipeline(DiffusionPipeline):
         weights = [s.conditions[b].terms[k][1] for b, k in rows]
         need_uncond = guide and s.guidance_scale != 1.0 or any(
             abs(sum(w for _, w in c.terms) - 1.0) > 1e-6 for c in s.conditions)
-        states, mask = s.states["cond"]
+        states, mask = s.cond.states, s.cond.mask
         image_of_row = [b for b, _ in rows]
         if need_uncond:
-            u_states, u_mask = s.states["uncond"]
-            states = torch.cat([states, u_states.expand(B, -1, -1)])
-            mask = torch.cat([mask, u_mask.expand(B, -1)])
+            states = torch.cat([states, s.uncond.states.expand(B, -1, -1)])
+            mask = torch.cat([mask, s.uncond.mask.expand(B, -1)])
             image_of_row += range(B)
         index = torch.tensor(image_of_row, device=x_in.device)
         if isinstance(self.denoiser, TextToImageDenoiser):  # reads each x_t once however many texts read it
@@ -299,6 +336,8 @@ class TextToImagePipeline(DiffusionPipeline):
         eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
         return a.sqrt() * eps - (1 - a).sqrt() * x0 if self.scheduler.config.prediction_type == "v_prediction" else eps
 
+    # -- the loop --
+
     def _enter(self, name: str, steps: int, t_start: int | None) -> tuple[object, int]:
         """A fresh sampler and the index of its timestep list at which a step from t_start begins."""
         sched = make_scheduler(name, self.scheduler.config)
@@ -306,28 +345,88 @@ class TextToImagePipeline(DiffusionPipeline):
         ts = [int(t) for t in sched.timesteps]
         if t_start is None:
             return sched, 0
-        below = [i for i, t in enumerate(ts) if t <= t_start]
-        if not below:
+        first = next((t for t in ts if t <= t_start), None)
+        if first is None:  # (check_inputs sees to it for the run's start; a late switch to Heun can still miss)
             raise ValueError(f"start timestep {t_start} is below every timestep of {name} at {steps} steps")
-        first = ts[below[0]]
         k = max(i for i, t in enumerate(ts) if t == first)  # Heun lists a timestep twice; a new step starts at the last
         if hasattr(sched, "set_begin_index"):
             sched.set_begin_index(k)
         return sched, k
 
-    @staticmethod
-    def _vp_factor(sched, t: Tensor, like: Tensor) -> Tensor:
-        """scale_model_input maps a scheduler's sample to VP form by a factor; this returns that factor."""
-        return sched.scale_model_input(torch.ones(1, dtype=like.dtype, device=like.device), t)
+    def denoise(self, x_vp: Tensor, plan: list[tuple[int, StageSettings]], steps: int, start_timestep: int | None,
+                generator: torch.Generator | None, clip_x0: bool, callback, tensor_inputs: list[str]) -> Tensor:
+        """The loop: one denoiser call per scheduler timestep, settings from the plan; x_vp (B, C, S, S) -> x_0."""
+        T = self.scheduler.config.num_train_timesteps
+        settings = plan[0][1]
+        sched, pos = self._enter(settings.sampler, steps, start_timestep)
+        x = x_vp / vp_factor(sched, sched.timesteps[pos], x_vp)  # the scheduler's own form of x_T
+        step = 0
+        while pos < len(sched.timesteps):
+            t = sched.timesteps[pos]
+            nxt = self._settings_at(plan, int(t))
+            if nxt.sampler != settings.sampler and getattr(sched, "state_in_first_order", True):
+                x_vp = x * vp_factor(sched, t, x)  # hand x_t over in VP form
+                sched, pos = self._enter(nxt.sampler, steps, int(t))
+                t = sched.timesteps[pos]
+                x = x_vp / vp_factor(sched, t, x_vp)
+            if nxt.sampler == sched_name(sched):  # (a Heun step pair finishes before a sampler switch)
+                settings = nxt
+            step_kwargs = {"generator": generator} if "generator" in inspect.signature(sched.step).parameters else {}
+            x_in = sched.scale_model_input(x, t)  # VP form x_t
+            lo, hi = settings.guidance_interval
+            guide = lo <= int(t) / (T - 1) <= hi
+            out, cond_out = self._guided(x_in, t, settings, guide)
+            if callback is not None:  # what guidance changed in the noise guess
+                delta = self.x0_eps(x_in, out, int(t))[1] - self.x0_eps(x_in, cond_out, int(t))[1]
+            if clip_x0:
+                out = self._clip_x0(x_in, out, int(t))
+            x = sched.step(out, t, x, **step_kwargs).prev_sample
+            if callback is not None:
+                x = self._call_back(callback, tensor_inputs, step, t, sched, x, x_in, out, delta)
+            step += 1
+            pos += 1
+        return x
+
+    def _call_back(self, callback, tensor_inputs: list[str], step: int, t: Tensor, sched, x: Tensor, x_in: Tensor,
+                   out: Tensor, delta: Tensor) -> Tensor:
+        """Hand the step's tensors to the callback, x_t and the new latents in VP form (the form ``latents`` takes);
+        a "latents" it returns replaces the sample, converted back to the scheduler's form."""
+        values = {"x_t": x_in, "guidance_delta": delta}
+        values["x0_pred"], values["eps_pred"] = self.x0_eps(x_in, out, int(t))
+        factor = vp_factor(sched, t, x) if "latents" in tensor_inputs else None  # of the sample after this step
+        if factor is not None:
+            values["latents"] = x * factor
+        handed = {k: values[k] for k in tensor_inputs}
+        returned = callback(self, step, t, handed) or {}
+        latents = returned.get("latents")
+        if factor is None or latents is None or latents is handed["latents"]:  # unchanged: keep x bit for bit
+            return x
+        return latents.to(x.device, x.dtype) / factor
+
+    # -- images --
+
+    def postprocess(self, x0: Tensor, output_type: str):
+        """x_0 (B, 3, S, S) -> images in [-1, 1] ("pt"), uint8 (B, S, S, 3) ("np") or a list of PIL images."""
+        images = x0.clamp(-1, 1)
+        if output_type == "pt":
+            return images
+        arrays = [tensor_to_image(im) for im in images.cpu()]
+        if output_type == "np":
+            import numpy as np
+
+            return np.stack(arrays)
+        from PIL import Image
+
+        return [Image.fromarray(a) for a in arrays]
 
     @torch.no_grad()
     def __call__(
         self,
         prompt: str | dict[str, float] | list = "",
-        num_inference_steps: int = 20,
-        guidance_scale: float = 3.0,
-        guidance_interval: tuple[float, float] = (0.0, 1.0),
-        sampler: str = "dpm++",
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        guidance_interval: tuple[float, float] | None = None,
+        sampler: str | None = None,
         num_images_per_prompt: int = 1,
         generator: torch.Generator | None = None,
         latents: Tensor | None = None,
@@ -344,134 +443,71 @@ class TextToImagePipeline(DiffusionPipeline):
         Args:
             prompt: a prompt, a dict {prompt: weight} summed as guidance directions, or a list of either (a batch).
                 Words may carry weights: "a (red:1.5) circle". "" samples unconditionally.
-            num_inference_steps: steps of the sampler (Heun calls the model about twice per step).
-            guidance_scale: w of classifier-free guidance; 1 is none, 0 is unconditional.
+            num_inference_steps: steps of the sampler, in [1, T] (Heun calls the model about twice per step).
+            guidance_scale: w of classifier-free guidance, in [0, 50]; 1 is none, 0 is unconditional.
             guidance_interval: (lo, hi) fractions of the schedule: guide only where lo <= t / T <= hi.
             sampler: one of ``SCHEDULERS``.
+                (These four default to None: the pipeline's own, ``pipe.defaults``.)
+            num_images_per_prompt: images per prompt; at most ``MAX_IMAGES`` images in all.
             generator: seeds x_T and any sampler noise; the same seed gives the same images, bit for bit.
             latents: x_t to start from, (B, C, S, S), in VP form (as a Trajectory records it).
             start_timestep: the t of ``latents``; the run continues from there (branching). None: from T.
             stages: switch prompt, guidance or sampler at given steps (see ``Stage``).
             clip_x0: clip each step's predicted x_0 to [-1, 1] before the sampler uses it (see ``_clip_x0``).
             output_type: "pil", "np" (uint8 (B, S, S, 3)) or "pt" ((B, 3, S, S) in [-1, 1]).
-            callback_on_step_end: ``f(pipe, step, t, tensors) -> dict``, after every denoiser call; tensors hold
-                ``callback_on_step_end_tensor_inputs``; a returned "latents" replaces the sample.
+            callback_on_step_end: ``f(pipe, step, t, tensors) -> dict`` (or a diffusers ``PipelineCallback``), after
+                every denoiser call; tensors hold ``callback_on_step_end_tensor_inputs``: "latents" (the sample after
+                the step, in VP form like ``latents``), "x_t", "x0_pred", "eps_pred", "guidance_delta". A returned
+                "latents" (VP form) replaces the sample.
         Returns:
             ImagePipelineOutput with ``images``.
         """
-        # ---- every check before any work ----
-        if not isinstance(num_inference_steps, int) or num_inference_steps <= 0:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
-        check_guidance(guidance_scale, tuple(guidance_interval))
-        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
-            raise ValueError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
-        if output_type not in ("pil", "np", "pt"):
-            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
-        tensor_inputs = callback_on_step_end_tensor_inputs or getattr(callback_on_step_end, "tensor_inputs", ["latents"])
-        bad = [k for k in tensor_inputs if k not in self._callback_tensor_inputs]
-        if bad:
-            raise ValueError(f"callback tensor inputs {bad} unknown; choose from {self._callback_tensor_inputs}")
-        base = _Settings(self._conditions(prompt, num_images_per_prompt), float(guidance_scale),
-                         tuple(guidance_interval), sampler)
-        make_scheduler(sampler, self.scheduler.config)
-        plan = self._plan(base, stages or [], num_inference_steps, start_timestep, num_images_per_prompt)
+        d = self.defaults
+        steps = d.steps if num_inference_steps is None else num_inference_steps
+        guidance_scale = d.guidance_scale if guidance_scale is None else guidance_scale
+        guidance_interval = d.guidance_interval if guidance_interval is None else guidance_interval
+        sampler = d.sampler if sampler is None else sampler
+        self.check_inputs(prompt, steps, guidance_scale, guidance_interval, sampler, num_images_per_prompt,
+                          generator, latents, start_timestep, stages, clip_x0, output_type, return_dict,
+                          callback_on_step_end, callback_on_step_end_tensor_inputs)
 
-        # ---- x_T, or the given x_t ----
-        B = len(base.conditions)
-        C, S = self.denoiser.config.in_channels, self.denoiser.config.sample_size if hasattr(
-            self.denoiser.config, "sample_size") else self.denoiser.config.image_size
-        if latents is None:
-            x_vp = randn_tensor((B, C, S, S), generator=generator, device=self.device, dtype=self.denoiser.dtype)
-        else:
-            if latents.shape != (B, C, S, S):
-                raise ValueError(f"latents must have shape {(B, C, S, S)}, got {tuple(latents.shape)}")
-            x_vp = latents.to(self.device, self.denoiser.dtype)
-        T = self.scheduler.config.num_train_timesteps
-
-        # ---- the loop: one denoiser call per scheduler timestep, settings from the plan ----
-        settings = plan[0][1]
-        sched, pos = self._enter(settings.sampler, num_inference_steps, start_timestep)
-        x = x_vp / self._vp_factor(sched, sched.timesteps[pos], x_vp)  # the scheduler's own form of x_T
-        step = 0
-        while pos < len(sched.timesteps):
-            t = sched.timesteps[pos]
-            nxt = self._settings_at(plan, int(t))
-            if nxt.sampler != settings.sampler and getattr(sched, "state_in_first_order", True):
-                x_vp = x * self._vp_factor(sched, t, x)  # hand x_t over in VP form
-                sched, pos = self._enter(nxt.sampler, num_inference_steps, int(t))
-                t = sched.timesteps[pos]
-                x = x_vp / self._vp_factor(sched, t, x_vp)
-            if nxt.sampler == sched_name(sched):  # (a Heun step pair finishes before a sampler switch)
-                settings = nxt
-            step_kwargs = {"generator": generator} if "generator" in inspect.signature(sched.step).parameters else {}
-            x_in = sched.scale_model_input(x, t)  # VP form x_t
-            lo, hi = settings.guidance_interval
-            guide = lo <= int(t) / (T - 1) <= hi
-            out, cond_out = self._guided(x_in, t, settings, guide)
-            if callback_on_step_end is not None:  # what guidance changed in the noise guess
-                delta = self.x0_eps(x_in, out, int(t))[1] - self.x0_eps(x_in, cond_out, int(t))[1]
-            if clip_x0:
-                out = self._clip_x0(x_in, out, int(t))
-            x = sched.step(out, t, x, **step_kwargs).prev_sample
-            if callback_on_step_end is not None:
-                x0_pred, eps_pred = self.x0_eps(x_in, out, int(t))
-                values = {"latents": x, "x_t": x_in, "x0_pred": x0_pred, "eps_pred": eps_pred,
-                          "guidance_delta": delta}
-                returned = callback_on_step_end(self, step, t, {k: values[k] for k in tensor_inputs}) or {}
-                x = returned.get("latents", x)
-            step += 1
-            pos += 1
-
-        images = x.clamp(-1, 1)
-        if output_type == "pt":
-            result = images
-        else:
-            arrays = [tensor_to_image(im) for im in images.cpu()]
-            if output_type == "np":
-                import numpy as np
-
-                result = np.stack(arrays)
-            else:
-                from PIL import Image
-
-                result = [Image.fromarray(a) for a in arrays]
+        base = StageSettings(self._conditions(prompt, num_images_per_prompt), float(guidance_scale),
+                             tuple(float(v) for v in guidance_interval), sampler)
+        plan = self._plan(base, stages or [], steps, start_timestep, num_images_per_prompt)
+        x_vp = self.prepare_latents(len(base.conditions), generator, latents)
+        x0 = self.denoise(x_vp, plan, steps, start_timestep, generator, clip_x0, callback_on_step_end,
+                          _callback_inputs(callback_on_step_end, callback_on_step_end_tensor_inputs))
+        result = self.postprocess(x0, output_type)
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=result) if return_dict else (result,)
 
     # -- stages --
 
-    def _plan(self, base: _Settings, stages: list[Stage], steps: int, start_timestep: int | None,
-              per_prompt: int) -> list[tuple[int, _Settings]]:
+    @staticmethod
+    def _conditions(prompt, n: int) -> list[Condition]:
+        return [Condition.of(p) for p in _prompts(prompt) for _ in range(n)]
+
+    def _plan(self, base: StageSettings, stages: list[Stage], steps: int, start_timestep: int | None,
+              per_prompt: int) -> list[tuple[int, StageSettings]]:
         """[(t_from, settings)]: settings apply to timesteps t <= t_from; stage k starts at the run's k-th timestep."""
-        sched = make_scheduler(base.sampler, self.scheduler.config)
-        sched.set_timesteps(steps)
-        distinct = sorted({int(t) for t in sched.timesteps}, reverse=True)
-        if start_timestep is not None and not 0 <= start_timestep < self.scheduler.config.num_train_timesteps:
-            raise ValueError(f"start_timestep must lie in [0, {self.scheduler.config.num_train_timesteps}), got {start_timestep}")
+        distinct = sorted(set(self._timesteps(base.sampler, steps)), reverse=True)
         self._encode(base)
         plan = [(distinct[0] if start_timestep is None else int(start_timestep), base)]
         current = base
         for stage in sorted(stages, key=lambda s: s.at):
-            if not 0 <= stage.at < steps:
-                raise ValueError(f"a stage starts at step {stage.at}, outside the run's steps 0..{steps - 1}")
-            conditions = current.conditions
-            if stage.prompt is not None:
-                conditions = self._conditions(stage.prompt, per_prompt)
-                if len(conditions) != len(base.conditions):
-                    raise ValueError(f"a stage's prompts make {len(conditions)} images, the run has {len(base.conditions)}")
-            scale = current.guidance_scale if stage.guidance_scale is None else float(stage.guidance_scale)
-            interval = current.guidance_interval if stage.guidance_interval is None else tuple(stage.guidance_interval)
-            check_guidance(scale, interval)
-            sampler = stage.sampler or current.sampler
-            make_scheduler(sampler, self.scheduler.config)
-            current = replace(current, conditions=conditions, guidance_scale=scale, guidance_interval=interval,
-                              sampler=sampler, states={})
+            conditions = current.conditions if stage.prompt is None else self._conditions(stage.prompt, per_prompt)
+            current = replace(
+                current, conditions=conditions,
+                guidance_scale=current.guidance_scale if stage.guidance_scale is None else float(stage.guidance_scale),
+                guidance_interval=current.guidance_interval if stage.guidance_interval is None
+                else tuple(float(v) for v in stage.guidance_interval),
+                sampler=stage.sampler or current.sampler, cond=None, uncond=None)
             self._encode(current)
             plan.append((distinct[stage.at], current))
         return plan
 
     @staticmethod
-    def _settings_at(plan: list[tuple[int, _Settings]], t: int | None) -> _Settings:
+    def _settings_at(plan: list[tuple[int, StageSettings]], t: int | None) -> StageSettings:
         if t is None:
             return plan[0][1]
         chosen = plan[0][1]
@@ -479,12 +515,6 @@ class TextToImagePipeline(DiffusionPipeline):
             if t <= t_from:
                 chosen = s
         return chosen
-
-    def _encode(self, s: _Settings) -> None:
-        """Token states for every (image, term) row of ``_guided``, and the empty prompt's for guidance."""
-        texts = [p for c in s.conditions for p, _ in c.terms]
-        s.states["cond"] = self.encode_prompt(texts)
-        s.states["uncond"] = self.encode_prompt([""])
 
 
 def load_pipeline(path: str | Path) -> TextToImagePipeline:

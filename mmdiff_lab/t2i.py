@@ -221,10 +221,17 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
     prompts = watch_prompts(cfg.world)
 
     def pipeline_with_ema(m) -> TextToImagePipeline:
+        from .samplers import SamplingDefaults
+
         shadow = make_denoiser(cfg.backbone, cfg.preset, clip_model.config.width, image_size)
         shadow.load_state_dict(m.state_dict())
         ema.copy_to(shadow.parameters())
-        pipe = TextToImagePipeline(shadow.eval(), clip_model, tokenizer, scheduler)
+        # A new model starts from the standard sampling settings, written into its model_index.json; choose better
+        # ones on validation prompts and edit that file (the shipped t2i-shapes' w = 1.5 was chosen so).
+        d = SamplingDefaults()
+        pipe = TextToImagePipeline(shadow.eval(), clip_model, tokenizer, scheduler,
+                                   default_guidance_scale=d.guidance_scale, default_sampler=d.sampler,
+                                   default_steps=d.steps, default_guidance_interval=d.guidance_interval)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

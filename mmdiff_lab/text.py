@@ -2,7 +2,9 @@
 one token per word, so "the map of the word 'red'" means one row of the attention matrix.
 
 Sequences are ``<bos> w_1 ... w_n <eos> <pad> ...``; ``<mask>`` is the absorbing token of the caption
-denoiser (masked discrete diffusion). A word the vocabulary lacks is an error that names it.
+denoiser (masked discrete diffusion). Text is normalised as a person types it (Unicode NFKC, lower case, any
+spacing; punctuation marks the vocabulary lacks are dropped), and every word the vocabulary lacks is named in
+one error, each with the known words closest to it.
 """
 
 from __future__ import annotations
@@ -10,31 +12,54 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable
+import unicodedata
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
 
 PAD, BOS, EOS, MASK = "<pad>", "<bos>", "<eos>", "<mask>"
 SPECIALS = (PAD, BOS, EOS, MASK)  # PAD is id 0, so a zero tensor is all padding
-_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+# A word is a run of letters or digits in any script (so "红色" or "café" is one unknown word, not pieces);
+# every other visible character (punctuation, "<", an emoji) is a token of its own.
+_WORD = re.compile(r"[^\W_]+|[^\w\s]|_")
 
 
 class UnknownWordError(KeyError):
-    """A word outside the tokenizer's vocabulary; the message names it and suggests known words."""
+    """Words outside the tokenizer's vocabulary; the message names every one and suggests known words.
 
-    def __init__(self, word: str, text: str, suggestions: list[str]):
-        self.word, self.text, self.suggestions = word, text, suggestions
-        hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
-        super().__init__(f"unknown word {word!r} in {text!r}{hint}")
+    Attributes: ``words`` (in the order typed), ``word`` (the first), ``text``, ``suggestions`` {word: [known]}.
+    """
+
+    def __init__(self, words: list[str], text: str, suggestions: dict[str, list[str]],
+                 vocabulary: Sequence[str] = ()):
+        self.words, self.text, self.suggestions = list(words), text, dict(suggestions)
+        self.word = self.words[0]
+        quoted = ", ".join(repr(w) for w in self.words)
+        message = f"unknown word{'s' if len(self.words) > 1 else ''} {quoted} in {text!r}"
+        for w in self.words:
+            if self.suggestions.get(w):
+                close = ", ".join(repr(s) for s in self.suggestions[w])
+                message += f"; did you mean {close}?" if len(self.words) == 1 else f"; {w!r}: did you mean {close}?"
+        far = [w for w in self.words if not self.suggestions.get(w)]
+        if far and vocabulary:
+            shown = ", ".join(vocabulary[:40]) + (" ..." if len(vocabulary) > 40 else "")
+            message += f"; no known word is close to {', '.join(repr(w) for w in far)} (the words known: {shown})"
+        super().__init__(message)
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return self.args[0]
 
 
 def split_words(text: str) -> list[str]:
-    """Lower-case words and punctuation marks, in order."""
-    return _WORD.findall(text.lower())
+    """Normalised words and marks, in order: NFKC (full-width letters become plain ones), lower case."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+def is_punctuation(token: str) -> bool:
+    """A full stop, comma, quote, bracket ... (Unicode category P*), which a caption can do without."""
+    return all(unicodedata.category(c).startswith("P") for c in token)
 
 
 class Tokenizer:
@@ -93,14 +118,18 @@ class Tokenizer:
         """The known words closest in spelling to ``word``."""
         return difflib.get_close_matches(word, self.words, n=n, cutoff=0.5)
 
+    def tokens(self, text: str) -> list[str]:
+        """The words of one caption as the vocabulary reads them: normalised, without the punctuation marks it
+        lacks (a full stop ends a sentence, it names nothing); raises UnknownWordError naming every unknown word."""
+        words = [w for w in split_words(text) if w in self.stoi or not is_punctuation(w)]
+        unknown = list(dict.fromkeys(w for w in words if w not in self.stoi or w in SPECIALS))
+        if unknown:
+            raise UnknownWordError(unknown, text, {w: self.suggest(w) for w in unknown}, self.words)
+        return words
+
     def ids(self, text: str) -> list[int]:
         """Word ids of one caption, without special tokens; raises UnknownWordError."""
-        out = []
-        for w in split_words(text):
-            if w not in self.stoi or w in SPECIALS:
-                raise UnknownWordError(w, text, self.suggest(w))
-            out.append(self.stoi[w])
-        return out
+        return [self.stoi[w] for w in self.tokens(text)]
 
     def encode(
         self,
@@ -114,7 +143,8 @@ class Tokenizer:
         Args:
             texts: one caption or a list of B captions.
             padding: "max_length" pads to max_length; "longest" pads to the longest in the batch.
-            truncation: cut sequences longer than max_length (keeping <eos>); if False, raise instead.
+            truncation: cut sequences longer than max_length (keeping <eos>) with a warning naming the words
+                dropped; if False, raise instead.
             max_length: overrides the tokenizer's.
         Returns:
             {"input_ids": (B, L) long, "attention_mask": (B, L) long, 1 on real tokens}.
@@ -128,6 +158,9 @@ class Tokenizer:
             if len(seq) > L:
                 if not truncation:
                     raise ValueError(f"{text!r} has {len(seq)} tokens, more than max_length={L}")
+                dropped = self.tokens(text)[L - 2 :]
+                warnings.warn(f"{text!r} is longer than the {L - 2} words the model reads: dropped the last "
+                              f"{len(dropped)} ({' '.join(dropped)!r})", stacklevel=2)
                 seq = seq[: L - 1] + [self.eos_id]
             seqs.append(seq)
         width = L if padding == "max_length" else max(len(s) for s in seqs)

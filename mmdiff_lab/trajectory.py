@@ -2,7 +2,8 @@
 
 Per step: the timestep t, x_t, the model's predicted x0 and predicted noise, and any extras a probe
 adds (the guidance difference, an attention map ...). A field is present at every step or at none,
-so it stacks into one tensor of shape (S, ...) for S steps.
+so it stacks into one tensor of shape (S, ...) for S steps. ``TrajectoryRecorder`` fills one from a
+pipeline's ``callback_on_step_end``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers.callbacks import PipelineCallback
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
@@ -112,3 +114,20 @@ class Trajectory:
             extras = {n: v for n, v in fields.items() if n not in FIELDS}
             traj.steps.append(Step(t, fields.get("x_t"), fields.get("x0_pred"), fields.get("eps_pred"), extras))
         return traj
+
+
+class TrajectoryRecorder(PipelineCallback):
+    """A ``callback_on_step_end`` (a diffusers ``PipelineCallback``) that records every step of a
+    ``TextToImagePipeline`` run into ``self.trajectory``: x_t (VP form), x0_pred, eps_pred and the guidance
+    difference, detached on the CPU. It changes nothing in the run."""
+
+    tensor_inputs = ["x_t", "x0_pred", "eps_pred", "guidance_delta"]
+
+    def __init__(self, meta: dict[str, Any] | None = None):
+        super().__init__()  # PipelineCallback's cut-off settings stay at their defaults: this callback never stops
+        self.trajectory = Trajectory(meta)
+
+    def callback_fn(self, pipeline, step_index: int, timestep, callback_kwargs: dict[str, Tensor]) -> dict[str, Tensor]:
+        self.trajectory.append(int(timestep), callback_kwargs["x_t"], callback_kwargs["x0_pred"],
+                               callback_kwargs["eps_pred"], guidance_delta=callback_kwargs["guidance_delta"])
+        return callback_kwargs

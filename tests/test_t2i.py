@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import warnings
 
 import pytest
@@ -16,13 +15,13 @@ from mmdiff_lab.clip import load_clip
 from mmdiff_lab.denoiser import TextToImageDenoiser, make_denoiser, text_context, unpatchify
 from mmdiff_lab.pipeline import (
     SCHEDULERS,
+    SamplingDefaults,
     Stage,
     TextToImagePipeline,
     TrajectoryRecorder,
     load_pipeline,
     parse_weights,
 )
-from mmdiff_lab.text import UnknownWordError
 
 PROMPT = "a small red circle left of a large blue square"
 
@@ -384,48 +383,7 @@ def test_weighted_prompts_are_summed_as_guidance_directions(pipe):
     assert not torch.equal(mixed, one)
 
 
-# ---- bad input: clear errors before any work -------------------------------------------------
-
-
-class CountingDenoiser(torch.nn.Module):
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.calls = inner, 0
-        self.config = inner.config
-
-    @property
-    def dtype(self):
-        return self.inner.dtype
-
-    @property
-    def device(self):
-        return self.inner.device
-
-    def forward(self, *a, **k):
-        self.calls += 1
-        return self.inner(*a, **k)
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(prompt="a small red cirlce on the left"), "cirlce.*circle"),
-    (dict(num_inference_steps=0), "num_inference_steps"),
-    (dict(num_inference_steps=-3), "num_inference_steps"),
-    (dict(guidance_scale=math.nan), "guidance_scale"),
-    (dict(guidance_scale=-1.0), "guidance_scale"),
-    (dict(guidance_interval=(0.5, 1.5)), "guidance_interval"),
-    (dict(guidance_interval=(0.8, 0.2)), "guidance_interval"),
-    (dict(sampler="lms"), "unknown sampler 'lms'"),
-    (dict(stages=[Stage(at=99)]), "outside the run"),
-    (dict(stages=[Stage(at=2, prompt="a red blob")]), "blob"),
-])
-def test_bad_input_fails_before_any_work(kwargs, match):
-    p = tiny_pipeline()
-    counter = CountingDenoiser(p.denoiser)
-    p.denoiser = counter
-    kwargs = {"prompt": PROMPT, **kwargs}
-    with pytest.raises((ValueError, UnknownWordError), match=match):
-        p(**kwargs)
-    assert counter.calls == 0
+# ---- bad input: tests/test_bad_input_pipeline.py -----------------------------------------------------------
 
 
 def test_empty_prompt_is_unconditional_and_says_so(pipe):
@@ -455,6 +413,9 @@ def test_training_saves_a_pipeline_and_resumes_with_ema(tmp_path):
     for a, b in zip(whole.denoiser.state_dict().values(), resumed.denoiser.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)  # the EMA weights an uninterrupted run saves
     assert (tmp_path / "full" / "metrics.json").is_file()
+    index = json.loads((tmp_path / "full" / "model_index.json").read_text())
+    assert index["default_guidance_scale"] == 3.0 and index["default_sampler"] == "dpm++"  # its sampling settings
+    assert whole.defaults == SamplingDefaults()
 
 
 def test_object_pixels_are_the_lit_pixels_and_their_rim():
@@ -522,20 +483,30 @@ def test_sample_command_writes_a_grid(saved, tmp_path, capsys):
     assert main(["sample", PROMPT, "--model", str(saved), "--steps", "3", "-n", "3", "--sampler", "euler",
                  "--out", str(out)]) == 0
     assert Image.open(out).size == (3 * 64, 64)  # 3 images of 32 px, shown at 2x
-    assert "euler" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "euler, 3 steps, w=3, interval [0, 1]" in printed  # the settings used, w and interval the folder's
+    assert "--guidance, --interval from the pipeline's folder" in printed
+
+
+def exit_status(argv) -> int:
+    """main's return value, or the status argparse exits with on a bad option."""
+    from mmdiff_lab.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
 
 
 @pytest.mark.parametrize("args, message", [
     (["a small red cirlce on the left"], "cirlce"),
-    ([PROMPT, "--steps", "0"], "num_inference_steps"),
-    ([PROMPT, "--guidance", "nan"], "guidance_scale"),
-    ([PROMPT, "--interval", "0.5", "2"], "guidance_interval"),
+    ([PROMPT, "--steps", "0"], "--steps: must be an integer in [1, 1000]"),
+    ([PROMPT, "--guidance", "nan"], "--guidance: must be a number in [0, 50]"),
+    ([PROMPT, "--interval", "0.5", "2"], "--interval: must be a number in [0, 1]"),
     ([PROMPT, "-n", "0"], "num-images"),
 ])
 def test_sample_command_rejects_bad_input(saved, tmp_path, capsys, args, message):
-    from mmdiff_lab.cli import main
-
     out = tmp_path / "grid.png"
-    assert main(["sample", *args, "--model", str(saved), "--out", str(out)]) == 2
+    assert exit_status(["sample", *args, "--model", str(saved), "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()

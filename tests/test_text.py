@@ -37,7 +37,8 @@ def test_encode_pads_masks_and_decodes(tok):
 def test_padding_longest_and_truncation(tok):
     out = tok.encode(["a small red circle on the left", "a red circle"], padding="longest")
     assert out["input_ids"].shape[1] == 9
-    short = tok.encode("a small red circle on the left", max_length=5)
+    with pytest.warns(UserWarning, match=r"dropped the last 4 \('circle on the left'\)"):
+        short = tok.encode("a small red circle on the left", max_length=5)
     assert short["input_ids"][0].tolist()[-1] == tok.eos_id and short["input_ids"].shape == (1, 5)
     with pytest.raises(ValueError, match="more than max_length=5"):
         tok.encode("a small red circle on the left", max_length=5, truncation=False)
@@ -46,9 +47,59 @@ def test_padding_longest_and_truncation(tok):
 def test_unknown_word_is_named_with_suggestions(tok):
     with pytest.raises(UnknownWordError) as err:
         tok.encode("a small red circel on the left")
-    assert err.value.word == "circel"
-    assert "circle" in err.value.suggestions
+    assert err.value.word == "circel" and err.value.words == ["circel"]
+    assert "circle" in err.value.suggestions["circel"]
     assert "unknown word 'circel'" in str(err.value) and "did you mean 'circle'" in str(err.value)
+
+
+def test_every_unknown_word_is_named_with_its_own_suggestions(tok):
+    with pytest.raises(UnknownWordError) as err:
+        tok.ids("a smal red circel left of a bleu sqare, circel")
+    assert err.value.words == ["smal", "circel", "bleu", "sqare"]  # in the order typed, each once
+    assert {w: s[0] for w, s in err.value.suggestions.items()} == {
+        "smal": "small", "circel": "circle", "bleu": "blue", "sqare": "square"}
+    message = str(err.value)
+    assert "unknown words 'smal', 'circel', 'bleu', 'sqare'" in message
+    assert "'bleu': did you mean 'blue'" in message and "'sqare': did you mean 'square'" in message
+
+
+@pytest.mark.parametrize("typed", [
+    "a red circle.", "A Red Circle", "  a   red\tcircle  ", "a red circle!", "a red circle?", '"a red circle"',
+    "“a red circle”", "a red circle;", "a, red: circle", "'a red circle'", "a red-circle", "(a red circle)",
+    "ａ ｒｅｄ circle",  # full-width letters, as an East Asian keyboard types them
+])
+def test_punctuation_case_and_spacing_are_normalised(tok, typed):
+    assert tok.ids(typed) == tok.ids("a red circle")
+
+
+@pytest.mark.parametrize("typed, unknown", [
+    ("红色 circle", "红色"),  # Chinese: one unknown word, not one per character
+    ("a 🔴 circle", "🔴"),  # an emoji is not punctuation: it is named
+    ("a rèd circle", "rèd"),
+    ("a красный circle", "красный"),
+])
+def test_other_scripts_get_the_same_clear_error(tok, typed, unknown):
+    with pytest.raises(UnknownWordError) as err:
+        tok.ids(typed)
+    assert err.value.words == [unknown] and repr(unknown) in str(err.value)
+    if not err.value.suggestions[unknown]:  # nothing close: the message lists the words it knows
+        assert "the words known: a, above" in str(err.value)
+
+
+def test_punctuation_the_vocabulary_knows_is_kept():
+    tok = Tokenizer.from_corpus(["a cat, on a mat", "a dog"])
+    assert "," in tok.words and tok.tokens("a cat, on a mat.") == ["a", "cat", ",", "on", "a", "mat"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=40))
+def test_any_text_gives_known_words_or_names_the_unknown_ones(tok, text):
+    try:
+        words = tok.tokens(text)
+    except UnknownWordError as e:
+        assert e.words and all(w not in tok.words for w in e.words) and str(e)
+    else:
+        assert all(w in tok.words for w in words)
 
 
 def test_special_tokens_cannot_be_typed(tok):
