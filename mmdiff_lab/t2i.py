@@ -110,9 +110,11 @@ def heldout_scenes(n_objects: int, n: int, seed: int = HELDOUT_SEED) -> tuple[li
 
 
 @torch.no_grad()
-def generate(pipe: TextToImagePipeline, prompts: list[str], steps: int = 20, guidance_scale: float = 3.0,
-             sampler: str = "dpm++", seed: int = 0, batch_size: int = 64) -> Tensor:
-    """Images (N, 3, S, S) in [-1, 1] for many prompts, in batches; image i depends only on (seed, i)."""
+def generate(pipe: TextToImagePipeline, prompts: list[str], steps: int | None = None,
+             guidance_scale: float | None = None, sampler: str | None = None, seed: int = 0,
+             batch_size: int = 64) -> Tensor:
+    """Images (N, 3, S, S) in [-1, 1] for many prompts, in batches; image i depends only on (seed, i).
+    A setting left None is the pipeline's own (``pipe.defaults``)."""
     out = []
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i : i + batch_size]
@@ -122,9 +124,11 @@ def generate(pipe: TextToImagePipeline, prompts: list[str], steps: int = 20, gui
     return torch.cat(out)
 
 
-def shapes_faithfulness(pipe: TextToImagePipeline, judge, n: int = 200, steps: int = 20, guidance_scale: float = 3.0,
-                        sampler: str = "dpm++", seed: int = 0) -> dict[str, float]:
-    """GenEval-style scores on n held-out single-object and n two-object prompts."""
+def shapes_faithfulness(pipe: TextToImagePipeline, judge, n: int = 200, steps: int | None = None,
+                        guidance_scale: float | None = None, sampler: str | None = None,
+                        seed: int = 0) -> dict[str, float]:
+    """GenEval-style scores on n held-out single-object and n two-object prompts, at the pipeline's own settings
+    unless given."""
     from .metrics.judge import faithfulness
 
     figures = {}
