@@ -32,7 +32,7 @@ STEPS = 600  # training steps in this lab, in the background (the shipped model 
 POOL = 10_000  # training scenes
 SNAPSHOT_EVERY = 100  # keep the weights every N steps, to watch alignment form
 N_SHOW = 500  # held-out pairs on the map
-MAP = "umap"  # "umap", or "pca" (faster, linear)
+MAP = "pca"  # the shipped model's map: "pca" (linear, instant) or "umap" (nonlinear, a fit of several seconds)
 SEED = 0
 
 # %%
@@ -107,7 +107,7 @@ print(training.shell)
 from mmdiff_lab.text import Tokenizer
 from mmdiff_lab.widgets.live_training import LiveAlignmentExplorer
 
-tokenizer = Tokenizer.load(training.wait_for("tokenizer.json"))  # the run writes it before its first step
+tokenizer = Tokenizer.from_corpus(world.captions())  # the run's own: every word of the grammar, whatever the pool
 torch.manual_seed(SEED)  # the run's own starting point: the same seed, the same untrained weights
 untrained = DualEncoder.from_preset(PRESET, len(tokenizer), tokenizer.max_length).eval()
 pool = heldout_pool(tokenizer, N_SHOW)
@@ -157,7 +157,9 @@ for key in ("text_to_image_recall@1", "image_to_text_recall@1", "text_to_image_r
 # model, then decodes it. Our prior is such a model: it starts from noise $x_T$ and denoises towards an
 # image embedding, predicting $\hat x_0$ at each step. Type a caption in the query box: the black path is
 # the prior's predicted $\hat x_0$ at each DDIM step, drawn on the same map, from the start (x) to the
-# sample (*), which should land among that caption's images.
+# sample (*), which should land among that caption's images. The map opens as PCA, a linear projection that is
+# instant; switch it to UMAP (McInnes et al., 2018), which keeps neighbours together and so separates the
+# clusters better, at the cost of a fit of several seconds the first time.
 
 # %%
 prior = load_prior(pretrained.path("prior-shapes"))
