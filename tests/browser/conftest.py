@@ -123,12 +123,12 @@ def put_notebook(base: str, token: str, name: str, nb) -> None:
         assert r.status in (200, 201)
 
 
-def with_parameters(lab: str, code: str):
-    """The stored lab ``lab`` (e.g. "02_shared_space.ipynb") with ``code`` injected after its parameters cell."""
+def small(lab: str):
+    """The stored lab ``lab`` (e.g. "02_shared_space.ipynb") with the notebook tests' small sizes injected."""
     import nbformat
-    from test_notebooks import inject
+    from test_notebooks import PARAMETERS, inject
 
-    return inject(nbformat.read(NOTEBOOKS / lab, as_version=4), code)
+    return inject(nbformat.read(NOTEBOOKS / lab, as_version=4), PARAMETERS[lab])
 
 
 # Every code cell has run once its prompt holds a number; a traceback in an output means Run All stopped there.

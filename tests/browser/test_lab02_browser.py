@@ -3,16 +3,14 @@ trains in the background; the live explorer then fills in, snapshot by snapshot,
 
 import pytest
 
-from .conftest import SCREENSHOTS, expect_figures, open_and_run_all, put_notebook, with_parameters
+from .conftest import SCREENSHOTS, expect_figures, open_and_run_all, put_notebook, small
 
 pytestmark = pytest.mark.browser
-
-SMALL = 'PRESET = "tiny"\nSTEPS = 20\nPOOL = 300\nSNAPSHOT_EVERY = 10\nN_SHOW = 100\nMAP = "pca"'
 
 
 def test_live_explorer_fills_in_as_the_background_run_trains(lab, page):
     base, token = lab
-    put_notebook(base, token, "lab02_small.ipynb", with_parameters("02_shared_space.ipynb", SMALL))
+    put_notebook(base, token, "lab02_small.ipynb", small("02_shared_space.ipynb"))
     open_and_run_all(page, base, token, "lab02_small.ipynb", workspace="lab02", timeout_s=600)
     live = page.locator(".mmdiff-live-alignment")
     live.wait_for(state="visible", timeout=60_000)

@@ -4,7 +4,7 @@ and a branch from the current step shows beside the run; a Run All of the lab, a
 import nbformat
 import pytest
 
-from .conftest import SCREENSHOTS, expect_figures, open_and_run_all, put_notebook, with_parameters
+from .conftest import SCREENSHOTS, expect_figures, open_and_run_all, put_notebook, small
 
 pytestmark = pytest.mark.browser
 
@@ -56,12 +56,10 @@ def test_stepper_runs_steps_back_and_branches(lab, page):
     stepper.screenshot(path=str(SCREENSHOTS / "lab03_denoising_stepper.png"))
 
 
-SMALL = "N_PROMPTS = 4\nN_PAIRS = 2\nSCALES = (1.0, 3.0)\nSTEP_COUNTS = (2,)\nTRAIN_STEPS = 3"
-
 
 def test_lab_draws_every_figure(lab, page):
     base, token = lab
-    put_notebook(base, token, "lab03_small.ipynb", with_parameters("03_text_to_image.ipynb", SMALL))
+    put_notebook(base, token, "lab03_small.ipynb", small("03_text_to_image.ipynb"))
     open_and_run_all(page, base, token, "lab03_small.ipynb", workspace="lab03-all", timeout_s=600)
     page.locator(".mmdiff-denoising-stepper").wait_for(state="visible", timeout=60_000)
     # The prompts' images, guidance, samplers, staged prompts, and the last cell's loss curve and samples.
