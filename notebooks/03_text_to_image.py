@@ -31,7 +31,7 @@
 # %% tags=["parameters"]
 # Sizes: the tests run this notebook with smaller values.
 MODEL = "t2i-shapes"  # a shipped pipeline, or the folder of your own `mmdiff-lab train t2i` run
-N_PROMPTS = 24  # held-out one-object prompts per measurement (`mmdiff-lab eval` judges 200)
+N_PROMPTS = 16  # held-out one-object prompts per measurement (`mmdiff-lab eval` judges 200)
 N_PAIRS = 8  # of them drawn again with another seed, for diversity
 SCALES = (0.0, 1.0, 1.5, 3.0, 6.0)  # guidance scales to measure
 STEP_COUNTS = (5, 10, 20)  # sampler comparison
@@ -164,7 +164,7 @@ stepper
 # **faithfulness** (the judge: is every attribute of a held-out one-object prompt right?) and **diversity**
 # (mean pixel distance between two images of the same prompt from different seeds). `N_PROMPTS` prompts keep the
 # lab within a minute: enough to see what $w = 0$ does and where diversity goes, but a faithfulness figure
-# near 0.9 on 24 prompts has a standard error of about 0.06, so read small differences with care;
+# near 0.9 on 16 prompts has a standard error of about 0.075, so read small differences with care;
 # `mmdiff-lab eval` judges 200.
 #
 # Every measurement in sections 4 to 6 goes through `draw`, which keeps what it drew by its settings, so a
@@ -317,7 +317,7 @@ check_x0_from_v(my_x0_from_v)
 # %%
 from mmdiff_lab.t2i import T2ITrainConfig, train_t2i
 
-cfg = T2ITrainConfig(preset="tiny", steps=TRAIN_STEPS, batch_size=64, pool_size=4000, eval_every=0,
+cfg = T2ITrainConfig(preset="tiny", steps=TRAIN_STEPS, batch_size=64, pool_size=2000, eval_every=0,
                      checkpoint_every=0, warmup=min(50, TRAIN_STEPS))
 mine, history = train_t2i(cfg, "runs/t2i-tiny-demo")
 plt.figure(figsize=(4, 2.5), layout="constrained")
