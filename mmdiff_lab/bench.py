@@ -214,12 +214,13 @@ def notebooks_folder(checkout: Path | None = None) -> Path:
     return folder
 
 
-def notebooks(labs: tuple[str, ...] = LABS) -> list[Figure]:
+def notebooks(labs: tuple[str, ...] = LABS, folder: Path | None = None) -> list[Figure]:
     """Each lab's Run All at its default parameters, as a student's: a fresh kernel, every cell in order, in a
-    temporary folder (where its runs/ go). Lab 02 trains in the background; how long that run takes is timed too."""
+    temporary folder (where its runs/ go). Lab 02 trains in the background; how long that run takes is timed too.
+    ``folder``: where the labs are (default: the checkout's notebooks/)."""
     import tempfile
 
-    folder = notebooks_folder()
+    folder = folder or notebooks_folder()
     try:
         import nbformat
         from nbclient import NotebookClient
@@ -239,16 +240,17 @@ def notebooks(labs: tuple[str, ...] = LABS) -> list[Figure]:
                     for index, cell in enumerate(nb.cells):
                         client.execute_cell(cell, index)
                 except CellExecutionError as e:
-                    failed = f"; cell {index} FAILED: {str(e).strip().splitlines()[-1]}"
+                    failed = f"; cell {index} FAILED: {e.ename}: {e.evalue}"
                 seconds = time.perf_counter() - start
                 # Lab 02's run keeps training after Run All, while the student explores; time it to its end.
                 if not failed and any("BackgroundTraining(" in c.source for c in nb.cells if c.cell_type == "code"):
                     wait = nbformat.v4.new_code_cell("training.wait()\nprint(f'{training.seconds:.1f}')")
+                    nb.cells.append(wait)  # after the lab's own cells, as the student's later look would be
                     try:
-                        client.execute_cell(wait, len(nb.cells))
+                        client.execute_cell(wait, len(nb.cells) - 1)
                         background, how = float(wait.outputs[-1]["text"]), "start to end"
                     except CellExecutionError as e:
-                        background, how = math.inf, f"FAILED: {str(e).strip().splitlines()[-1]}"
+                        background, how = math.inf, f"FAILED: {e.ename}: {e.evalue}"
                     figures.append(Figure(f"notebooks.{key}_background_training_s", background, None,
                                           f"its training run, in the background beside the lab, {how}"))
         figures.append(Figure(f"notebooks.{key}_s", math.inf if failed else seconds, ("<", LAB_BUDGET_S),

@@ -108,3 +108,21 @@ def test_the_notebooks_bench_says_where_it_looked_when_the_labs_are_missing(tmp_
     assert notebooks_folder() == NOTEBOOKS
     with pytest.raises(SystemExit, match=r"lacks 00_tour.*installed with `pip install -e \.`"):
         notebooks_folder(tmp_path)
+
+
+def test_the_notebooks_bench_times_run_all_and_a_background_run(tmp_path):
+    from mmdiff_lab.bench import notebooks
+
+    cells = ["from mmdiff_lab.training_background import BackgroundTraining",
+             f"training = BackgroundTraining('clip', {str(tmp_path / 'run')!r}, preset='tiny', steps=3, pool_size=64, "
+             "batch_size=16, eval_every=0, checkpoint_every=0)"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nbformat.write(nb, tmp_path / "lab.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), tmp_path / "broken.ipynb")
+    figures = {f.key: f for f in notebooks(labs=("lab", "broken"), folder=tmp_path)}
+    assert set(figures) == {"notebooks.lab_s", "notebooks.lab_background_training_s", "notebooks.broken_s"}
+    assert 0 < figures["notebooks.lab_background_training_s"].value < float("inf")
+    assert 0 < figures["notebooks.lab_s"].value < float("inf")
+    assert figures["notebooks.broken_s"].value == float("inf") and figures["notebooks.broken_s"].ok is False
+    assert "cell 0 FAILED: ZeroDivisionError" in figures["notebooks.broken_s"].note
