@@ -37,9 +37,19 @@ chromium:
 # JupyterLab refuses to run as root unless told; containers and CI machines often are root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# Students open the labs from a working copy that git ignores, so their outputs and JupyterLab's checkpoints never
+# land in the tracked notebooks/. The copy is made on the first run; later runs add notebooks that are new since
+# and never overwrite one already there (a student's work).
+LABS ?= labs
+
 lab: install
 	$(BIN)/mmdiff-lab doctor || true
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(ALLOW_ROOT) \
+	@cd notebooks && find . -name .ipynb_checkpoints -prune -o -name '*.ipynb' -print | sort | while read -r nb; do \
+	  dest="$(CURDIR)/$(LABS)/$$nb"; [ -e "$$dest" ] && continue; mkdir -p "$$(dirname "$$dest")"; \
+	  cp "$$nb" "$$dest"; py="$${nb%.ipynb}.py"; [ -e "$$py" ] && [ ! -e "$${dest%.ipynb}.py" ] && cp "$$py" "$${dest%.ipynb}.py"; \
+	  echo "copied notebooks/$${nb#./} to $(LABS)/$${nb#./}"; done
+	@echo "Opening the labs from $(LABS)/, your working copy (git ignores it; notebooks/ stays as shipped)."
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(LABS) --ip=127.0.0.1 --port=$(PORT) $(ALLOW_ROOT) \
 	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $(LAB_ARGS)
 
 test: install chromium

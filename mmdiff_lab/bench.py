@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -194,7 +196,68 @@ def t2i_race(budget_s: float = 600.0, n: int = 200) -> list[Figure]:
     return figures
 
 
-BUILTIN: dict[str, Group] = {"world": world, "clip": clip, "t2i": t2i, "t2i_race": t2i_race}
+#: The labs a student runs, and their solutions (which run the same checks with the answers filled in).
+LABS = ("00_tour", "01_forward_noising", "02_shared_space", "03_text_to_image",
+        "solutions/01_forward_noising", "solutions/02_shared_space", "solutions/03_text_to_image")
+LAB_BUDGET_S = 60.0  # a lab's Run All, at its default parameters, fits in a minute of a class
+
+
+def notebooks_folder(checkout: Path | None = None) -> Path:
+    """The labs of the repository checkout this package is installed from (`pip install -e .`)."""
+    folder = (checkout or Path(__file__).resolve().parents[1]) / "notebooks"
+    missing = [name for name in LABS if not (folder / f"{name}.ipynb").is_file()]
+    if missing:
+        raise SystemExit(f"the labs are not next to this package ({folder} lacks {', '.join(missing)}): "
+                         "run this bench from a checkout of the repository installed with `pip install -e .`")
+    return folder
+
+
+def notebooks(labs: tuple[str, ...] = LABS, folder: Path | None = None) -> list[Figure]:
+    """Each lab's Run All at its default parameters, as a student's: a fresh kernel, every cell in order, in a
+    temporary folder (where its runs/ go). Lab 02 trains in the background; how long that run takes is timed too.
+    ``folder``: where the labs are (default: the checkout's notebooks/)."""
+    import tempfile
+
+    folder = folder or notebooks_folder()
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError
+    except ImportError as e:
+        raise SystemExit(f"the notebooks bench runs the labs with nbclient ({e}): pip install -e '.[lab,dev]'") from None
+    figures = []
+    for name in labs:
+        nb = nbformat.read(folder / f"{name}.ipynb", as_version=4)
+        key = name.replace("solutions/", "solution_")
+        failed = ""
+        with tempfile.TemporaryDirectory() as tmp:
+            client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": tmp}})
+            start = time.perf_counter()
+            with client.setup_kernel():
+                try:
+                    for index, cell in enumerate(nb.cells):
+                        client.execute_cell(cell, index)
+                except CellExecutionError as e:
+                    failed = f"; cell {index} FAILED: {e.ename}: {e.evalue}"
+                seconds = time.perf_counter() - start
+                # Lab 02's run keeps training after Run All, while the student explores; time it to its end.
+                if not failed and any("BackgroundTraining(" in c.source for c in nb.cells if c.cell_type == "code"):
+                    wait = nbformat.v4.new_code_cell("training.wait()\nprint(f'{training.seconds:.1f}')")
+                    nb.cells.append(wait)  # after the lab's own cells, as the student's later look would be
+                    try:
+                        client.execute_cell(wait, len(nb.cells) - 1)
+                        background, how = float(wait.outputs[-1]["text"]), "start to end"
+                    except CellExecutionError as e:
+                        background, how = math.inf, f"FAILED: {e.ename}: {e.evalue}"
+                    figures.append(Figure(f"notebooks.{key}_background_training_s", background, None,
+                                          f"its training run, in the background beside the lab, {how}"))
+        figures.append(Figure(f"notebooks.{key}_s", math.inf if failed else seconds, ("<", LAB_BUDGET_S),
+                              f"Run All at the default parameters on a fresh kernel (its start included), "
+                              f"{os.cpu_count()} cores{failed}"))
+    return figures
+
+
+BUILTIN: dict[str, Group] = {"world": world, "clip": clip, "t2i": t2i, "t2i_race": t2i_race, "notebooks": notebooks}
 
 
 def groups() -> dict[str, Group]:

@@ -104,3 +104,70 @@ def page(browser, request):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     setattr(item, f"rep_{call.when}", outcome.get_result())
+
+
+# -- running a lab in the page --------------------------------------------------------------------------------
+
+def put_notebook(base: str, token: str, name: str, nb) -> None:
+    """Write ``nb`` (an nbformat notebook) into the served folder as ``name``, through JupyterLab's contents API."""
+    import urllib.request
+
+    import nbformat
+
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.metadata.pop("jupytext", None)  # a scratch copy, paired with no text file
+    body = json.dumps({"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(nb))}).encode()
+    req = urllib.request.Request(f"{base}/api/contents/{name}?token={token}", data=body, method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 201)
+
+
+def small(lab: str):
+    """The stored lab ``lab`` (e.g. "02_shared_space.ipynb") with the notebook tests' small sizes injected."""
+    import nbformat
+    from test_notebooks import PARAMETERS, inject
+
+    return inject(nbformat.read(NOTEBOOKS / lab, as_version=4), PARAMETERS[lab])
+
+
+# Every code cell has run once its prompt holds a number; a traceback in an output means Run All stopped there.
+_ALL_RAN = """() => {
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')];
+  const failed = [...document.querySelectorAll('.jp-Notebook .jp-OutputArea-output')]
+    .some((el) => el.innerText.includes('Traceback (most recent call last)'));
+  return failed || (prompts.length > 0 && prompts.every((p) => /\\[\\d+\\]/.test(p.innerText)));
+}"""
+
+
+def open_and_run_all(page, base: str, token: str, name: str, workspace: str, timeout_s: float = 600) -> None:
+    """Open ``name`` in a workspace of its own, Run All once the kernel is idle, and wait until every cell ran.
+    Run All can arrive before the kernel is wired to the notebook and then runs nothing, so it is retried."""
+    page.goto(f"{base}/lab/workspaces/{workspace}/tree/{name}?reset&token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+    first_prompt = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt").first
+    for _ in range(3):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:  # the first cell shows [*] or a number once Run All has reached the kernel
+            page.wait_for_function("(el) => /\\[[\\d*]+\\]/.test(el.innerText)", arg=first_prompt.element_handle(),
+                                   timeout=20_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
+            continue
+    page.wait_for_function(_ALL_RAN, timeout=timeout_s * 1000)
+    tracebacks = page.locator(".jp-OutputArea-output", has_text="Traceback (most recent call last)")
+    assert tracebacks.count() == 0, tracebacks.first.inner_text()[-2000:]
+    assert page.get_by_text("Error displaying widget").count() == 0
+
+
+def expect_figures(page, n: int, timeout_s: float = 30) -> None:
+    """The notebook's output areas show exactly ``n`` matplotlib figures (image/png outputs), each one loaded."""
+    count = """() => [...document.querySelectorAll('.jp-Notebook .jp-OutputArea .jp-RenderedImage img')]
+      .filter((img) => img.complete && img.naturalWidth > 0).length"""
+    try:
+        page.wait_for_function(f"() => ({count})() >= {n}", timeout=timeout_s * 1000)
+    finally:
+        shown = page.evaluate(count)
+    assert shown == n, f"{shown} figures rendered, expected {n}"

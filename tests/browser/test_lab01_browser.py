@@ -1,9 +1,9 @@
-"""Lab 01 in a real browser: JupyterLab in Debian's Chromium runs the notebook, renders the explorer, and the
-image follows the t slider. The screenshot it saves is the README's picture."""
+"""Lab 01 in a real browser: JupyterLab in Debian's Chromium runs the notebook, draws its figures, renders the
+explorer, and the image follows the t slider. The screenshot it saves is the README's picture."""
 
 import pytest
 
-from .conftest import SCREENSHOTS
+from .conftest import SCREENSHOTS, expect_figures
 
 pytestmark = pytest.mark.browser
 
@@ -26,6 +26,7 @@ def test_forward_explorer_renders_and_follows_the_slider(lab, page):
     status = explorer.locator(".widget-html-content", has_text="ᾱ_t =").first
     status.wait_for(timeout=30_000)
     assert page.get_by_text("Error displaying widget").count() == 0
+    expect_figures(page, 2)  # x_t at a few timesteps, and the schedules' curves
     xt = explorer.locator(".widget-image").nth(2)  # x0, noise, x_t
     xt.wait_for(state="visible")
     explorer.scroll_into_view_if_needed()

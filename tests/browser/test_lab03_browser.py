@@ -1,32 +1,19 @@
-"""Lab 03's denoising stepper in a real browser: Run records a trajectory, the back button steps through it,
-and a branch from the current step shows beside the run."""
-
-import json
-import urllib.request
+"""Lab 03 in a real browser: the denoising stepper's Run records a trajectory, the back button steps through it,
+and a branch from the current step shows beside the run; a Run All of the lab, at small sizes, draws every figure."""
 
 import nbformat
 import pytest
 
-from .conftest import SCREENSHOTS
+from .conftest import SCREENSHOTS, expect_figures, open_and_run_all, put_notebook, small
 
 pytestmark = pytest.mark.browser
 
 CODE = "from mmdiff_lab.widgets import DenoisingStepper\n\nDenoisingStepper(steps=8, seed=1)"
 
 
-def _put_notebook(base: str, token: str, name: str) -> None:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CODE)])
-    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-    body = json.dumps({"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(nb))}).encode()
-    req = urllib.request.Request(f"{base}/api/contents/{name}?token={token}", data=body, method="PUT",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status in (200, 201)
-
-
 def test_stepper_runs_steps_back_and_branches(lab, page):
     base, token = lab
-    _put_notebook(base, token, "stepper_check.ipynb")
+    put_notebook(base, token, "stepper_check.ipynb", nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CODE)]))
     # A workspace of its own, so the tabs an earlier test left open are not restored beside this notebook.
     page.goto(f"{base}/lab/workspaces/lab03/tree/stepper_check.ipynb?reset&token={token}")
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
@@ -67,3 +54,13 @@ def test_stepper_runs_steps_back_and_branches(lab, page):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     stepper.scroll_into_view_if_needed()
     stepper.screenshot(path=str(SCREENSHOTS / "lab03_denoising_stepper.png"))
+
+
+
+def test_lab_draws_every_figure(lab, page):
+    base, token = lab
+    put_notebook(base, token, "lab03_small.ipynb", small("03_text_to_image.ipynb"))
+    open_and_run_all(page, base, token, "lab03_small.ipynb", workspace="lab03-all", timeout_s=600)
+    page.locator(".mmdiff-denoising-stepper").wait_for(state="visible", timeout=60_000)
+    # The prompts' images, guidance, samplers, staged prompts, and the last cell's loss curve and samples.
+    expect_figures(page, 6)
