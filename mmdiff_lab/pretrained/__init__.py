@@ -3,6 +3,7 @@ project's own `mmdiff-lab train` commands and loaded with no network."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).parent
@@ -18,6 +19,14 @@ SHIPPED_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "tokenize
 SHIPPED_FOLDERS = ("denoiser", "text_encoder", "tokenizer", "scheduler")
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def is_plain_name(name: str) -> bool:
+    """A shipped model's name: letters, digits, ``-``, ``_`` and ``.``, not starting with a dot (so no ``..``, no ``/``)."""
+    return bool(_PLAIN_NAME.fullmatch(name))
+
+
 def _is_checkpoint(folder: Path) -> bool:
     return (folder / "config.json").is_file() or (folder / "model_index.json").is_file()
 
@@ -29,6 +38,9 @@ def available() -> list[str]:
 
 def path(name: str) -> Path:
     """The folder of a shipped checkpoint; a clear error lists what is there when it is missing."""
+    if not is_plain_name(name):
+        raise ValueError(f"{name!r} is not a shipped model's name (letters, digits, '-', '_' and '.', "
+                         f"not starting with '.')")
     folder = ROOT / name
     if not _is_checkpoint(folder):
         have = ", ".join(available()) or "none"
