@@ -45,7 +45,8 @@ lab: install
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Retrain every shipped checkpoint from scratch on this CPU, then copy them into the package.
+# Retrain every shipped checkpoint from scratch on this CPU, copy them into the package, then store them compactly
+# (float16, and each t2i pipeline's text encoder as a pointer to the shipped dual encoder it froze).
 pretrained: install
 	$(BIN)/mmdiff-lab train clip --world shapes --out runs/clip-shapes
 	$(BIN)/mmdiff-lab train clip --world digits --steps 800 --out runs/clip-digits
@@ -57,6 +58,8 @@ pretrained: install
 	$(BIN)/mmdiff-lab train t2i --world digits --clip runs/clip-digits --steps $(DIGITS_T2I_STEPS) --out runs/t2i-digits
 	for name in clip-shapes clip-digits prior-shapes prior-digits judge-shapes t2i-shapes t2i-digits; do \
 	  $(BIN)/mmdiff-lab ship runs/$$name $$name; done
+	$(BIN)/python -m mmdiff_lab.pretrained.compact clip-shapes clip-digits prior-shapes prior-digits judge-shapes \
+	  t2i-shapes t2i-digits
 
 clean-venv:
 	rm -rf $(VENV)

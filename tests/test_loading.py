@@ -193,6 +193,16 @@ def test_a_missing_folder_names_its_config(tmp_path):
 # -- a pipeline whose text encoder is shared --
 
 
+@pytest.fixture
+def shipped_copy(tmp_path, monkeypatch):
+    """clip-shapes and t2i-shapes copied into a package root of their own, which loading then reads."""
+    root = tmp_path / "pkg"
+    for name in ("clip-shapes", "t2i-shapes"):
+        shutil.copytree(pretrained.path(name), root / name)
+    monkeypatch.setattr(pretrained, "ROOT", root)
+    return root
+
+
 def sample(pipe, seed=0):
     return pipe(PROMPT, num_inference_steps=4, sampler="ddim", generator=torch.Generator().manual_seed(seed),
                 output_type="pt").images
@@ -215,6 +225,32 @@ def test_save_pretrained_of_a_shipped_pipeline_is_self_contained(full_pipeline, 
     (tmp_path / "empty").mkdir()
     alone = load_pipeline(full_pipeline)
     assert torch.allclose(sample(alone), sample(shipped), atol=1e-5)
+
+
+def test_a_reshipped_shared_model_is_an_error_not_another_encoder(shipped_copy):
+    clip_weights = shipped_copy / "clip-shapes" / WEIGHTS
+    state = load_file(clip_weights)
+    state["image_proj.weight"] = state["image_proj.weight"] * 2
+    save_file(state, clip_weights)
+    with pytest.raises(CheckpointError, match=rf"text_encoder/{POINTER}: the shipped clip-shapes is not the one"):
+        load_pipeline("t2i-shapes")
+
+
+def test_a_tokenizer_that_differs_from_the_shared_one_is_an_error(shipped_copy):
+    file = shipped_copy / "t2i-shapes" / "tokenizer" / "tokenizer.json"
+    tokens = json.loads(file.read_text())
+    assert tokens["max_length"] != 9
+    file.write_text(json.dumps({**tokens, "max_length": 9}))
+    with pytest.raises(CheckpointError, match=r"tokenizer/tokenizer.json: differs from .*clip-shapes/tokenizer.json"):
+        load_pipeline("t2i-shapes")
+
+
+@pytest.mark.parametrize("shipped", ["../clip-shapes", "clip-nowhere", None])
+def test_a_pointer_must_name_a_shipped_model(shipped, shipped_copy):
+    pointer = shipped_copy / "t2i-shapes" / "text_encoder" / POINTER
+    pointer.write_text(json.dumps({**json.loads(pointer.read_text()), "shipped": shipped}))
+    with pytest.raises(CheckpointError, match=re.escape(str(pointer)) + r": 'shipped' must name a shipped model"):
+        load_pipeline("t2i-shapes")
 
 
 def test_model_index_may_name_classes_from_this_library_and_diffusers_only(full_pipeline, tmp_path):

@@ -33,7 +33,7 @@ def _is_checkpoint(folder: Path) -> bool:
 
 def available() -> list[str]:
     """Names of the shipped checkpoints present in the installed package."""
-    return sorted(p.name for p in ROOT.iterdir() if p.is_dir() and _is_checkpoint(p))
+    return sorted(p.name for p in ROOT.iterdir() if p.is_dir() and is_plain_name(p.name) and _is_checkpoint(p))
 
 
 def path(name: str) -> Path:
