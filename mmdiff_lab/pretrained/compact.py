@@ -2,7 +2,7 @@
 
     python -m mmdiff_lab.pretrained.compact [NAME ...]     after `mmdiff-lab ship`; no name: every shipped model
 
-Half precision (IEEE float16) keeps 11 significant bits, a relative rounding error of at most 2**-11 per weight;
+Half precision (IEEE float16) keeps 11 significant bits, a relative rounding error of at most 2**-11 (normal numbers);
 loading casts every weight back to float32 (``loading.load_model``), so the arithmetic is unchanged and only the
 stored values are rounded. The float32 originals stay in the training run's folder.
 
@@ -25,8 +25,8 @@ from . import EXPECTED, available, path
 
 #: Shipped models kept in float32, each with the reason: an eval figure that moved when stored in float16.
 FULL_PRECISION: dict[str, str] = {
-    "clip-shapes": "held-out image-to-text recall@1 moved (0.975 -> 0.976: one of 1,000 retrievals)",
-    "t2i-shapes": "one-object accuracy at w = 3 moved (0.89 -> 0.885: one of 200 prompts), x_0 errors in the 4th digit",
+    "clip-shapes": "its held-out image-to-text recall@1 moved",
+    "t2i-shapes": "its one-object accuracy at w = 3 and its x_0 errors moved",
 }
 
 HALF = torch.float16
