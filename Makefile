@@ -69,7 +69,8 @@ pretrained-check:
 	  echo "  Nothing was trained or deleted." >&2; \
 	  exit 1; fi
 
-# Retrain every shipped checkpoint from scratch on this CPU, then copy them into the package.
+# Retrain every shipped checkpoint from scratch on this CPU, copy them into the package, then store them compactly
+# (float16, and each t2i pipeline's text encoder as a pointer to the shipped dual encoder it froze).
 pretrained: pretrained-check install
 	$(BIN)/mmdiff-lab train clip --world shapes --out runs/clip-shapes
 	$(BIN)/mmdiff-lab train clip --world digits --steps 800 --out runs/clip-digits
@@ -80,6 +81,7 @@ pretrained: pretrained-check install
 	  --steps $(SHAPES_T2I_STEPS) --out runs/t2i-shapes
 	$(BIN)/mmdiff-lab train t2i --world digits --clip runs/clip-digits --steps $(DIGITS_T2I_STEPS) --out runs/t2i-digits
 	for name in $(PRETRAINED); do $(BIN)/mmdiff-lab ship runs/$$name $$name; done
+	$(BIN)/python -m mmdiff_lab.pretrained.compact $(PRETRAINED)
 
 clean-venv:
 	rm -rf $(VENV)

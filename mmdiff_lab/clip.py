@@ -18,6 +18,7 @@ from torch import Tensor
 from .checkpoint import CheckpointError
 from .data import Digits, ShapesWorld, image_to_tensor, load_world
 from .encoders import PRESETS, DualEncoder, clip_loss
+from .loading import load_model, resolve
 from .metrics import alignment, modality_gap, recall_at_k, uniformity, zero_shot_accuracy
 from .metrics.retrieval import class_embedding
 from .text import Tokenizer
@@ -281,17 +282,13 @@ def train_clip(cfg: ClipTrainConfig, out: str | Path, resume: bool = False) -> t
 
 
 def load_clip(path: str | Path) -> tuple[DualEncoder, Tokenizer]:
-    """A saved dual encoder and its tokenizer; a missing file or mismatched config is a CheckpointError."""
-    path = Path(path)
-    for name in ("config.json", "tokenizer.json"):
-        if not (path / name).is_file():
-            raise CheckpointError(f"{path / name}: missing; is {path} a dual-encoder folder from `mmdiff-lab train clip`?")
+    """A saved dual encoder (folder or shipped name) and its tokenizer, read by loading.load_model."""
+    path = resolve(path)
+    model = load_model(DualEncoder, path, kind="dual encoder", made_by="mmdiff-lab train clip")
+    if not (path / "tokenizer.json").is_file():
+        raise CheckpointError(f"{path / 'tokenizer.json'}: missing; is {path} a dual-encoder folder from `mmdiff-lab train clip`?")
     tokenizer = Tokenizer.load(path / "tokenizer.json")
-    try:
-        model = DualEncoder.from_pretrained(path)
-    except (OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: cannot load the dual encoder ({type(e).__name__}: {e})") from None
     if model.config.vocab_size != len(tokenizer) or model.config.max_length != tokenizer.max_length:
         raise CheckpointError(f"{path / 'config.json'}: vocab_size/max_length {model.config.vocab_size}/"
                               f"{model.config.max_length} do not match tokenizer.json ({len(tokenizer)}/{tokenizer.max_length})")
-    return model.eval(), tokenizer
+    return model, tokenizer

@@ -129,11 +129,14 @@ class TextToImagePipeline(DiffusionPipeline):
     # -- files: the tokenizer is ours, so it is written and read beside the diffusers components --
 
     def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
+        """A complete folder (every component's weights in it, as safetensors), whatever the loaded one shared."""
+        if not kwargs.pop("safe_serialization", True):
+            raise ValueError("safe_serialization=False would write pickles; this library writes safetensors only")
         tokenizer = self.tokenizer
         level = diffusers_logging.get_verbosity()
         diffusers_logging.set_verbosity_error()  # diffusers would warn that it cannot save our tokenizer
         try:
-            super().save_pretrained(save_directory, **kwargs)
+            super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
         finally:
             diffusers_logging.set_verbosity(level)
         (Path(save_directory) / "tokenizer").mkdir(parents=True, exist_ok=True)
@@ -141,10 +144,17 @@ class TextToImagePipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> TextToImagePipeline:
-        folder = Path(pretrained_model_name_or_path)
+        """A pipeline folder or shipped name; each model read by loading.load_model (safetensors only, float32),
+        a shared one from the shipped folder its pointer names. Other keywords go to diffusers."""
+        from . import loading
+
+        if not kwargs.pop("use_safetensors", True):
+            raise ValueError("use_safetensors=False would read pickles; this library reads safetensors only")
+        folder = loading.resolve(pretrained_model_name_or_path)
         if "tokenizer" not in kwargs:
             kwargs["tokenizer"] = Tokenizer.load(folder / "tokenizer" / "tokenizer.json")
-        return super().from_pretrained(folder, **kwargs)
+        kwargs.update(loading.load_components(folder, given=kwargs))
+        return super().from_pretrained(folder, use_safetensors=True, **kwargs)
 
     # -- checks: every argument, before any work --
 
@@ -518,18 +528,18 @@ class TextToImagePipeline(DiffusionPipeline):
 
 
 def load_pipeline(path: str | Path) -> TextToImagePipeline:
-    """A saved pipeline folder, or the name of a shipped one ("t2i-shapes"); errors name the folder."""
-    from . import pretrained
+    """A saved pipeline folder, or the name of a shipped one ("t2i-shapes"); errors name the file."""
     from .checkpoint import CheckpointError
+    from .loading import resolve
 
-    folder = Path(path)
-    if not folder.exists() and "/" not in str(path):
-        folder = pretrained.path(str(path))
+    folder = resolve(path)
     if not (folder / "model_index.json").is_file():
         raise CheckpointError(f"{folder / 'model_index.json'}: missing; is {folder} a pipeline folder from "
                               f"`mmdiff-lab train t2i`?")
     try:
         pipe = TextToImagePipeline.from_pretrained(folder)
+    except CheckpointError:
+        raise  # already names the file
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise CheckpointError(f"{folder}: cannot load the pipeline ({type(e).__name__}: {e})") from None
     pipe.set_progress_bar_config(disable=True)

@@ -24,7 +24,6 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
 from .blocks import timestep_embedding
-from .checkpoint import CheckpointError
 from .clip import (
     PairPool,
     embed_images,
@@ -34,6 +33,7 @@ from .clip import (
     make_pool,
     training_examples,
 )
+from .loading import load_model
 from .metrics import recall_at_k
 from .schedules import Schedule, q_sample
 from .training import BOUNDS, OneOf, TrainConfig, WorldName, fit, write_run_record
@@ -167,10 +167,5 @@ def train_prior(cfg: PriorTrainConfig, out: str | Path, resume: bool = False) ->
 
 
 def load_prior(path: str | Path) -> EmbeddingPrior:
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path / 'config.json'}: missing; is {path} a prior folder from `mmdiff-lab train prior`?")
-    try:
-        return EmbeddingPrior.from_pretrained(path).eval()
-    except (OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: cannot load the prior ({type(e).__name__}: {e})") from None
+    """A saved embedding prior (folder or shipped name), read by loading.load_model."""
+    return load_model(EmbeddingPrior, path, kind="prior", made_by="mmdiff-lab train prior")

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..data.base import image_to_tensor
 from ..data.shapes import COLOURS, POSITIONS, RADII, SHAPES, Obj, Scene, ShapesWorld, render
+from ..loading import load_model
 from ..training import BOUNDS, Bound, check_settings, write_run_record
 
 SLOTS = tuple(POSITIONS)  # left, right, top, bottom, center
@@ -159,15 +160,8 @@ def train_judge(cfg: JudgeTrainConfig, out: str | Path) -> tuple[Judge, dict]:
 
 
 def load_judge(path: str | Path) -> Judge:
-    from ..checkpoint import CheckpointError
-
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path / 'config.json'}: missing; is {path} a judge folder from `mmdiff-lab train judge`?")
-    try:
-        return Judge.from_pretrained(path).eval()
-    except (OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: cannot load the judge ({type(e).__name__}: {e})") from None
+    """A saved judge (folder or shipped name), read by loading.load_model."""
+    return load_model(Judge, path, kind="judge", made_by="mmdiff-lab train judge")
 
 
 # ---------------------------------------------------------------------------------------------

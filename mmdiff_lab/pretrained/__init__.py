@@ -28,9 +28,14 @@ def _is_checkpoint(folder: Path) -> bool:
     return (folder / "config.json").is_file() or (folder / "model_index.json").is_file()
 
 
+def is_plain_name(name) -> bool:
+    """Whether ``name`` is a plain model name (so no "..", no "/", no temporary folder of ship's)."""
+    return isinstance(name, str) and bool(NAME.fullmatch(name))
+
+
 def check_name(name: str) -> str:
     """``name`` if it is a plain model name (e.g. clip-shapes), else a ValueError saying what is allowed."""
-    if not isinstance(name, str) or not NAME.fullmatch(name):
+    if not is_plain_name(name):
         raise ValueError(f"{name!r} is not a model name: use 1 to 64 lower-case letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit (e.g. clip-shapes)")
     return name
@@ -38,13 +43,13 @@ def check_name(name: str) -> str:
 
 def available() -> list[str]:
     """Names of the shipped checkpoints present in the installed package."""
-    return sorted(p.name for p in ROOT.iterdir() if NAME.fullmatch(p.name) and p.is_dir() and _is_checkpoint(p))
+    return sorted(p.name for p in ROOT.iterdir() if is_plain_name(p.name) and p.is_dir() and _is_checkpoint(p))
 
 
 def path(name: str) -> Path:
     """The folder of a shipped checkpoint; a clear error lists what is there when it is missing."""
-    folder = ROOT / name
-    if not (isinstance(name, str) and NAME.fullmatch(name)) or not _is_checkpoint(folder):
+    folder = ROOT / check_name(name)
+    if not _is_checkpoint(folder):
         have = ", ".join(available()) or "none"
         raise FileNotFoundError(f"no shipped checkpoint {name!r} in {ROOT} (available: {have})")
     return folder
