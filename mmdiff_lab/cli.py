@@ -223,7 +223,20 @@ def _default_out(args) -> str:
 
 
 def _train(args, error) -> int:
+    from .data import DataError
+
     cfg = _check_train(args, error)
+    try:
+        return _run_training(args, cfg)
+    except DataError as e:  # a folder's image that will not decode: read with the pool, before the first step
+        if not (args.world or "").startswith("folder:"):
+            raise
+        error(f"--world {args.world}: {e}")
+    except KeyboardInterrupt:  # Ctrl-C: fit has saved the state and said so; a traceback would only hide that
+        return 130
+
+
+def _run_training(args, cfg) -> int:
     out = _default_out(args)
     if args.model == "judge":
         from .metrics.judge import train_judge
