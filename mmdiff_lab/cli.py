@@ -223,11 +223,16 @@ def _default_out(args) -> str:
 
 
 def _train(args, error) -> int:
+    from .checkpoint import CheckpointError
     from .data import DataError
 
     cfg = _check_train(args, error)
     try:
         return _run_training(args, cfg)
+    except CheckpointError as e:  # the state is only read, never changed, when it does not fit
+        if not args.resume:
+            raise
+        error(f"--resume: {e}; resume with the --world, --preset and model options the run was started with")
     except DataError as e:  # a folder's image that will not decode: read with the pool, before the first step
         if not (args.world or "").startswith("folder:"):
             raise

@@ -178,6 +178,19 @@ def test_an_image_that_will_not_decode_is_an_error_not_a_traceback(capsys, tmp_p
     assert not (tmp_path / "run/state").exists()  # refused before the first step
 
 
+def test_resume_with_another_preset_is_an_error_that_keeps_the_state(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    small = ["train", "clip", "--preset", "tiny", "--pool-size", "16", "--batch-size", "4", "--eval-every", "0",
+             "--out", "run"]
+    assert cli.main([*small, "--steps", "1"]) == 0
+    state = sorted((tmp_path / "run/state").iterdir())
+    saved = {p: p.read_bytes() for p in state[0].iterdir()}
+    err = _fails([*small, "--steps", "2", "--preset", "lab", "--resume"], capsys)
+    assert "--resume: " in err and "does not fit this model" in err and "Traceback" not in err
+    assert sorted((tmp_path / "run/state").iterdir()) == state
+    assert {p: p.read_bytes() for p in state[0].iterdir()} == saved
+
+
 def test_ctrl_c_ends_train_with_status_130_not_a_traceback(started, monkeypatch):
     import mmdiff_lab.clip as clip
 
