@@ -201,21 +201,6 @@ def test_ctrl_c_ends_train_with_status_130_not_a_traceback(started, monkeypatch)
     assert cli.main(["train", "clip", "--out", "run"]) == 130
 
 
-@pytest.mark.parametrize(("out", "message"), [(".", "--out .: is a folder"),
-                                              ("grid.txt", "--out grid.txt: must end in .png"),
-                                              ("grid", "--out grid: must end in .png")])
-def test_sample_refuses_an_out_it_cannot_write_before_loading_the_model(monkeypatch, tmp_path, capsys, out, message):
-    import mmdiff_lab.pipeline as pipeline
-
-    def tripwire(*args, **kwargs):
-        raise AssertionError("the pipeline was loaded")
-
-    monkeypatch.setattr(pipeline, "load_pipeline", tripwire)
-    monkeypatch.chdir(tmp_path)
-    assert cli.main(["sample", "a small red circle", "--out", out]) == 2
-    assert message in capsys.readouterr().err
-
-
 def test_good_arguments_reach_the_trainer(started, tmp_path):
     assert cli.main(["train", "clip", "--steps", "3", "--batch-size", "2", "--lr", "1e-4", "--target-recall", "1",
                      "--eval-every", "0", "--checkpoint-every", "0", "--snapshot-every", "0", "--seed", "0",
