@@ -109,10 +109,15 @@ def _clip_exists(model: str, clip: str | None, world: str) -> str | None:
     return None if default in pretrained.available() else f"the shipped {default} is missing; pass --clip FOLDER"
 
 
+def _names_a_folder(name: str) -> bool:
+    """Whether a --judge value is a folder (a path, or anything that exists) rather than a shipped model's name."""
+    return "/" in name or name.startswith(".") or Path(name).exists()
+
+
 def _judge_exists(judge: str) -> str | None:
     from . import pretrained
 
-    if "/" in judge or judge.startswith(".") or Path(judge).exists():
+    if _names_a_folder(judge):
         return None if (Path(judge) / "config.json").is_file() else f"--judge {judge}: not a judge folder (no config.json)"
     if judge not in pretrained.available():
         return f"--judge {judge}: no such folder, and no shipped model of that name ({', '.join(pretrained.available())})"
@@ -223,7 +228,25 @@ def _default_out(args) -> str:
 
 
 def _train(args, error) -> int:
+    from .checkpoint import CheckpointError
+    from .data import DataError
+
     cfg = _check_train(args, error)
+    try:
+        return _run_training(args, cfg)
+    except CheckpointError as e:  # the state is only read, never changed, when it does not fit
+        if not args.resume:
+            raise
+        error(f"--resume: {e}; resume with the --world, --preset and model options the run was started with")
+    except DataError as e:  # a folder's image that will not decode: read with the pool, before the first step
+        if not (args.world or "").startswith("folder:"):
+            raise
+        error(f"--world {args.world}: {e}")
+    except KeyboardInterrupt:  # Ctrl-C: fit has saved the state and said so; a traceback would only hide that
+        return 130
+
+
+def _run_training(args, cfg) -> int:
     out = _default_out(args)
     if args.model == "judge":
         from .metrics.judge import train_judge
@@ -254,7 +277,7 @@ def _judge(name: str | None):
     from .metrics.judge import load_judge
 
     if name:
-        return load_judge(name if "/" in name or name.startswith(".") or Path(name).exists() else pretrained.path(name))
+        return load_judge(name if _names_a_folder(name) else pretrained.path(name))
     return load_judge(pretrained.path("judge-shapes")) if "judge-shapes" in pretrained.available() else None
 
 

@@ -57,7 +57,8 @@ class Bound:
         # bool is an int to Python, but steps=True is a mistake, not 1
         if isinstance(value, bool) or not isinstance(value, numbers.Integral if self.whole else numbers.Real):
             return False
-        if not math.isfinite(value):
+        # an int is always finite, and math.isfinite would overflow converting one of 400 digits to a float
+        if not isinstance(value, numbers.Integral) and not math.isfinite(value):
             return False
         above = value > self.low if self.open_low else value >= self.low
         below = self.high is None or (value < self.high if self.open_high else value <= self.high)

@@ -161,6 +161,46 @@ def test_a_folder_world_with_bad_rows_is_refused_before_training(started, capsys
     assert started == []
 
 
+def test_an_image_that_will_not_decode_is_an_error_not_a_traceback(capsys, tmp_path, monkeypatch):
+    """The rows are fine, so the pre-check passes; the bad bytes surface when the real trainer reads its pool."""
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (80 * i, 0, 0)).save(tmp_path / f"mine/{i}.png")
+    (tmp_path / "mine/1.png").write_bytes(b"")
+    (tmp_path / "mine/metadata.jsonl").write_text(
+        "".join(json.dumps({"file_name": f"{i}.png", "text": f"a red square {i}"}) + "\n" for i in range(3)))
+    err = _fails(["train", "clip", "--world", "folder:mine", "--preset", "tiny", "--steps", "1", "--out", "run"],
+                 capsys)
+    assert "--world folder:mine:" in err and "1.png" in err and "Traceback" not in err
+    assert not (tmp_path / "run/state").exists()  # refused before the first step
+
+
+def test_resume_with_another_preset_is_an_error_that_keeps_the_state(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    small = ["train", "clip", "--preset", "tiny", "--pool-size", "16", "--batch-size", "4", "--eval-every", "0",
+             "--out", "run"]
+    assert cli.main([*small, "--steps", "1"]) == 0
+    state = sorted((tmp_path / "run/state").iterdir())
+    saved = {p: p.read_bytes() for p in state[0].iterdir()}
+    err = _fails([*small, "--steps", "2", "--preset", "lab", "--resume"], capsys)
+    assert "--resume: " in err and "does not fit this model" in err and "Traceback" not in err
+    assert sorted((tmp_path / "run/state").iterdir()) == state
+    assert {p: p.read_bytes() for p in state[0].iterdir()} == saved
+
+
+def test_ctrl_c_ends_train_with_status_130_not_a_traceback(started, monkeypatch):
+    import mmdiff_lab.clip as clip
+
+    def interrupted(cfg, out, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(clip, "train_clip", interrupted)
+    assert cli.main(["train", "clip", "--out", "run"]) == 130
+
+
 def test_good_arguments_reach_the_trainer(started, tmp_path):
     assert cli.main(["train", "clip", "--steps", "3", "--batch-size", "2", "--lr", "1e-4", "--target-recall", "1",
                      "--eval-every", "0", "--checkpoint-every", "0", "--snapshot-every", "0", "--seed", "0",

@@ -141,6 +141,12 @@ def test_an_image_over_the_pixel_limit_is_refused(monkeypatch, tmp_path):
         load_image(tmp_path / "big.png")
 
 
+def test_an_empty_file_is_called_empty(tmp_path):
+    (tmp_path / "blank.png").write_bytes(b"")
+    with pytest.raises(DataError, match="blank.png: the file is empty"):
+        load_image(tmp_path / "blank.png")
+
+
 def test_a_folder_or_a_missing_file_is_named(tmp_path):
     with pytest.raises(DataError, match="is a folder, not an image file"):
         load_image(tmp_path)
@@ -193,7 +199,8 @@ BAD_ROWS = [
     ('{"file_name": "a.png"}', "metadata.jsonl:1: no caption"),
     ('["a.png", "text"]', "metadata.jsonl:1: expected a JSON object"),
     ('{"file_name": "a\\u0000.png", "text": "nul"}', "metadata.jsonl:1: unusable file_name"),
-    ('{"file_name": ".", "text": "the folder itself"}', r"metadata.jsonl:1: caption row for \., but .* does not exist"),
+    ('{"file_name": ".", "text": "the folder itself"}', r"metadata.jsonl:1: \. is a folder, not an image file"),
+    ('{"file_name": "gone.png", "text": "x"}', r"metadata.jsonl:1: caption row for gone.png, but .* does not exist"),
 ]
 
 
@@ -242,6 +249,9 @@ def test_a_bad_csv_is_named(folder):
         ("file_name,caption\na.png,ok\n,orphan caption\n", "captions.csv:3: no file_name"),
         ("file_name,caption\n", "captions.csv: no rows"),
         ('file_name,caption\na.png,"unclosed\n', "captions.csv:2: malformed CSV"),
+        # unquoted, the comma would silently cut the caption to "a red"
+        ("file_name,caption\na.png,ok\nb.png,a red, blue square\n", "captions.csv:3: 3 fields, but the header names 2; "
+                                                                   "put a caption holding a comma in double quotes"),
     ]:
         csv.write_text(text)
         with pytest.raises(DataError, match=message):

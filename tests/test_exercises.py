@@ -134,6 +134,7 @@ def test_a_wrong_kind_of_answer_gets_a_clear_line_not_an_exception(check, kind, 
 @pytest.mark.parametrize(("answer", "words"), [
     ("500", "should be a number, got '500' (str)"), (True, "got True (bool)"), (3.5, "whole number"),
     (float("nan"), "not a finite number"), (-1, "in 0..999"), (10**9, "in 0..999"), ([260], "got [260] (list)"),
+    (10**400, "too large to be a float"),
 ])
 def test_the_snr_crossing_says_what_kind_of_number_it_wants(answer, words, capsys):
     ok, line = verdict(lab01.check_snr_crossing, answer, capsys)

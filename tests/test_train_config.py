@@ -40,6 +40,9 @@ BAD = [
     (TrainConfig, "eval_every", 1.5, "TrainConfig.eval_every must be a whole number >= 0"),
     (TrainConfig, "seed", -1, "TrainConfig.seed must be a whole number in [0, 4294967295], got -1"),
     (TrainConfig, "seed", 2**32, "TrainConfig.seed must be a whole number in [0, 4294967295], got 4294967296"),
+    # too large for a float: refused by its range, not an OverflowError from the finiteness check
+    (TrainConfig, "seed", 10**400, "TrainConfig.seed must be a whole number in [0, 4294967295], got 1000"),
+    (TrainConfig, "eval_every", -(10**400), "TrainConfig.eval_every must be a whole number >= 0"),
     (ClipTrainConfig, "batch_size", 1, "ClipTrainConfig.batch_size must be a whole number >= 2 (a contrastive "
                                        "batch needs a negative), got 1"),
     (ClipTrainConfig, "pool_size", 1, "ClipTrainConfig.pool_size must be a whole number >= 2"),

@@ -31,7 +31,7 @@ from mmdiff_lab.projection import Projection
 from mmdiff_lab.text import Tokenizer
 from mmdiff_lab.trajectory import Trajectory
 
-from .feedback import Feedback
+from .feedback import Feedback, in_range
 from .plots import figure_png, labelled_strip, png
 
 SIM_BATCH = 16  # pairs shown in the similarity matrix
@@ -138,13 +138,13 @@ class EmbeddingAlignment(Feedback):
 
     @validate("checkpoint")
     def _check_checkpoint(self, proposal):
-        if 0 <= proposal["value"] < len(self.models):
+        if in_range(proposal["value"], 0, len(self.models) - 1):
             return proposal["value"]
         return self.refuse(proposal, f"in 0..{len(self.models) - 1}")
 
     @validate("image_index")
     def _check_image(self, proposal):
-        if 0 <= proposal["value"] < len(self.pool):
+        if in_range(proposal["value"], 0, len(self.pool) - 1):
             return proposal["value"]
         return self.refuse(proposal, f"in 0..{len(self.pool) - 1}")
 

@@ -90,5 +90,6 @@ class Feedback(HasTraits):
 
 
 def in_range(value, lo, hi) -> bool:
-    """lo <= value <= hi, False for NaN (every comparison with NaN is False)."""
-    return bool(lo <= value <= hi)
+    """lo <= value <= hi; False for NaN (every comparison with NaN is False) and for True/False, which an Int
+    trait accepts (bool is an int) but which would index a tensor as a mask rather than as a step."""
+    return not isinstance(value, bool) and bool(lo <= value <= hi)

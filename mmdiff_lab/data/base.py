@@ -115,6 +115,8 @@ def load_image(source: str | Path | bytes, size: int = 32, name: str | None = No
                     raise DataError(f"{label}: the file is empty")
                 img = Image.open(io.BytesIO(source))
             else:
+                if Path(source).is_file() and not Path(source).stat().st_size:
+                    raise DataError(f"{label}: the file is empty")
                 img = Image.open(source)
             img.seek(0)
             img.load()

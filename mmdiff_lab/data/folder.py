@@ -87,6 +87,8 @@ class ImageCaptionFolder:
             raise DataError(f"{where}: unusable file_name {name!r} ({e})") from None
         if outside:
             raise DataError(f"{where}: {name} lies outside {self.root}; a dataset reads only files inside its own folder")
+        if image.is_dir():
+            raise DataError(f"{where}: {name} is a folder, not an image file")
         if not image.is_file():
             raise DataError(f"{where}: caption row for {name}, but {image} does not exist")
         return image, " ".join(caption.lower().split()), where
@@ -111,6 +113,9 @@ class ImageCaptionFolder:
                             f"got {', '.join(map(repr, fields)) or 'no header'}")
         try:
             for row in reader:
+                if None in row:  # DictReader's key for fields beyond the header: an unquoted comma cut a caption
+                    raise DataError(f"{path}:{reader.line_num}: {len(fields) + len(row[None])} fields, but the header "
+                                    f"names {len(fields)}; put a caption holding a comma in double quotes")
                 yield self._row(row, f"{path}:{reader.line_num}")
         except csv.Error as e:  # raised inside the row after the last one read
             raise DataError(f"{path}:{reader.line_num + 1}: malformed CSV ({e})") from None

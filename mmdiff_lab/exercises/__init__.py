@@ -98,9 +98,13 @@ def need_number(got, what: str = "the result") -> float:
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, numbers.Real):
         raise NotYet(f"{what} should be a number, got {got!r:.60} ({type(got).__name__})")
-    if not math.isfinite(float(got)):
-        raise NotYet(f"{what} is {float(got)}, not a finite number")
-    return float(got)
+    try:
+        value = float(got)
+    except OverflowError:  # an int of hundreds of digits has no float
+        raise NotYet(f"{what} is too large to be a float ({got!r:.30}...)") from None
+    if not math.isfinite(value):
+        raise NotYet(f"{what} is {value}, not a finite number")
+    return value
 
 
 def need_int(got, lo: int, hi: int, what: str = "the answer") -> int:

@@ -94,7 +94,8 @@ def test_a_failure_stamps_the_pictures_stale(state, monkeypatch):
 
 
 @pytest.mark.parametrize(("trait", "bad", "allowed"), [("checkpoint", 3, "in 0..2"), ("checkpoint", -1, "in 0..2"),
-                                                      ("image_index", 60, "in 0..59"), ("colour_by", "size", "one of")])
+                                                      ("image_index", 60, "in 0..59"), ("colour_by", "size", "one of"),
+                                                      ("checkpoint", True, "in 0..2"), ("image_index", True, "in 0..59")])
 def test_a_value_out_of_range_is_refused_in_place(state, trait, bad, allowed):
     kept, shown = getattr(state, trait), state.map_png
     setattr(state, trait, bad)

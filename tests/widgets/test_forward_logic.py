@@ -92,7 +92,9 @@ def test_source_and_index_change_x0(state):
 
 
 @pytest.mark.parametrize(("trait", "bad"), [("t", -1), ("t", 1000), ("t", 10**12), ("index", -3), ("index", 10**6),
-                                          ("seed", -1), ("seed", 2**40), ("T", 1), ("T", 10**9)])
+                                          ("seed", -1), ("seed", 2**40), ("T", 1), ("T", 10**9),
+                                          # a checkbox's value: an Int trait takes it, a tensor index would be a mask
+                                          ("t", True), ("index", True), ("seed", True)])
 def test_a_number_out_of_range_is_refused_in_place_and_the_pictures_stay(state, trait, bad):
     before, kept = snapshot(state), getattr(state, trait)
     setattr(state, trait, bad)
