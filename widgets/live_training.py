@@ -10,6 +10,7 @@ import time
 import ipywidgets as W
 
 from mmdiff_lab.encoders import DualEncoder
+from mmdiff_lab.loading import load_model
 
 from .alignment import EmbeddingAlignmentExplorer
 from .alignment_logic import EmbeddingAlignment
@@ -22,8 +23,9 @@ class LiveAlignmentExplorer(W.VBox):
     checkpoint; the slider moves to it when it was on the newest one, so a student who went back stays put.
     """
 
-    def __init__(self, state: EmbeddingAlignment, run, load=DualEncoder.from_pretrained, every: float = 2.0):
-        self.state, self.run, self.load, self.every = state, run, load, every
+    def __init__(self, state: EmbeddingAlignment, run, load=None, every: float = 2.0):
+        self.state, self.run, self.every = state, run, every
+        self.load = load or (lambda folder: load_model(DualEncoder, folder))  # safetensors only
         self.explorer = EmbeddingAlignmentExplorer(state)
         self.status = W.HTML()
         self.added: list[str] = []  # snapshot folder names shown so far
