@@ -156,3 +156,12 @@ def test_random_names_never_touch_anything_outside_the_root(name):
         assert set(_tree(root / "other-model").values()) == {"other"} or name == "other-model"
         if target is not None:
             assert target.parent == root and target.name == name and set(_tree(target).values()) == {"new"}
+
+
+def test_shipped_files_are_readable_by_every_user(root, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "config.json").chmod(0o600)  # as safetensors' save_file leaves its files
+    shipped = pretrained.ship(run, "readable")
+    assert (shipped / "config.json").stat().st_mode & 0o777 == 0o644

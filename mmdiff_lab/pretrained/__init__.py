@@ -95,6 +95,8 @@ def ship(run: str | Path, name: str) -> Path:
         for sub in SHIPPED_FOLDERS:
             if (run / sub).is_dir():
                 shutil.copytree(run / sub, new / sub)
+        for copied in new.rglob("*"):  # safetensors writes 0600; a shipped model is read by every user
+            copied.chmod(0o755 if copied.is_dir() else 0o644)
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise
