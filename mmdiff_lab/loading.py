@@ -163,8 +163,9 @@ def load_components(folder: Path, given: dict) -> dict[str, ModelMixin]:
     index_file = folder / "model_index.json"
     components = {}
     for name, entry in read_json(index_file).items():
-        if name.startswith("_") or name in given or not (isinstance(entry, list) and len(entry) == 2 and entry[0]):
-            continue  # diffusers' bookkeeping, components passed in, plain settings and empty slots
+        is_component = isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry)
+        if name.startswith("_") or name in given or not is_component:
+            continue  # diffusers' bookkeeping, components passed in, plain settings (a [lo, hi] too), empty slots
         cls = component_class(index_file, name, *entry)
         if not (isinstance(cls, type) and issubclass(cls, ModelMixin)):
             continue

@@ -36,7 +36,7 @@ def test_lists_its_own_snapshots_and_refuses_a_second_run_into_its_folder(tmp_pa
 
 def test_a_failed_run_raises_with_the_end_of_its_log(tmp_path):
     run = BackgroundTraining("clip", tmp_path / "run", steps="many")
-    with pytest.raises(RuntimeError, match="(?s)exit status 2.*invalid int value: 'many'"):
+    with pytest.raises(RuntimeError, match="(?s)exit status 2.*argument --steps: expected a whole number, got 'many'"):
         run.wait(timeout=300)
     with pytest.raises(RuntimeError, match="exit status 2"):
         run.wait_for("tokenizer.json")
