@@ -78,9 +78,9 @@ plt.show()
 # %% [markdown]
 # ## 2. Train a dual encoder, live, in the background
 #
-# The run goes through Accelerate, as on a cluster, and keeps a snapshot every `SNAPSHOT_EVERY` steps. At about
-# 0.7 s a step on 2 cores its 600 steps take 7 minutes or more, longer than a lab should stand still, so the run
-# trains **in the background**: a child process runs the same `mmdiff-lab train clip` command you would type in
+# The run goes through Accelerate, as on a cluster, and keeps a snapshot every `SNAPSHOT_EVERY` steps. Its 600
+# steps take about two minutes on 2 cores (`mmdiff-lab bench --only notebooks` times it), longer than a lab
+# should stand still, so the run trains **in the background**: a child process runs the same `mmdiff-lab train clip` command you would type in
 # a terminal (printed below), and this cell returns at once. Carry on with the lab; section 3's explorer gains
 # each snapshot as it is written, under a line saying how far the run is. Its log, `runs/lab02-clip/train.log`,
 # holds the progress bar and, every 100 steps, the held-out recall: those are pairs whose colour-shape
