@@ -80,16 +80,20 @@ plt.show()
 #
 # The run goes through Accelerate, as on a cluster, and keeps a snapshot every `SNAPSHOT_EVERY` steps. Its 600
 # steps take about two minutes on 2 cores (`mmdiff-lab bench --only notebooks` times it), longer than a lab
-# should stand still, so the run trains **in the background**: a child process runs the same `mmdiff-lab train clip` command you would type in
-# a terminal (printed below), and this cell returns at once. Carry on with the lab; section 3's explorer gains
-# each snapshot as it is written, under a line saying how far the run is. Its log, `runs/lab02-clip/train.log`,
+# should stand still, so the run trains **in the background**: a child process runs the same
+# `mmdiff-lab train clip` command you would type in a terminal (printed below), and this cell returns at once. Carry on with the lab; section 3's explorer gains
+# each snapshot as it is written, under a line saying how far the run is. Each Run All trains into a new folder
+# under `runs/lab02-clip/` (printed below; an earlier run is kept, never overwritten). Its log, `train.log` there,
 # holds the progress bar and, every 100 steps, the held-out recall: those are pairs whose colour-shape
 # combinations (a blue circle, a red triangle, ...) the model never saw in training.
 
 # %%
+import time
+
 from mmdiff_lab.training_background import BackgroundTraining
 
-training = BackgroundTraining("clip", "runs/lab02-clip", world="shapes", preset=PRESET, steps=STEPS, pool_size=POOL,
+run_folder = f"runs/lab02-clip/{time.strftime('%Y%m%d-%H%M%S')}"
+training = BackgroundTraining("clip", run_folder, world="shapes", preset=PRESET, steps=STEPS, pool_size=POOL,
                               snapshot_every=SNAPSHOT_EVERY, eval_every=100, seed=SEED)
 print(training.shell)
 
