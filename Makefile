@@ -9,6 +9,8 @@ DIGITS_T2I_STEPS ?= 800
 # The shipped t2i-shapes trains twice the lab recipe's 2,400 steps (75 min here); what that buys is measured in
 # the comment on T2ITrainConfig.steps (mmdiff_lab/t2i.py).
 SHAPES_T2I_STEPS ?= 4800
+# The guidance scale the shipped t2i-shapes recommends, chosen on validation prompts (docs/results.md).
+SHAPES_T2I_GUIDANCE ?= 1.5
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmdiff-installed
@@ -80,7 +82,8 @@ pretrained: pretrained-check install
 	$(BIN)/mmdiff-lab train t2i --world shapes --clip runs/clip-shapes --judge runs/judge-shapes \
 	  --steps $(SHAPES_T2I_STEPS) --out runs/t2i-shapes
 	$(BIN)/mmdiff-lab train t2i --world digits --clip runs/clip-digits --steps $(DIGITS_T2I_STEPS) --out runs/t2i-digits
-	for name in $(PRETRAINED); do $(BIN)/mmdiff-lab ship runs/$$name $$name; done
+	for name in $(filter-out t2i-shapes,$(PRETRAINED)); do $(BIN)/mmdiff-lab ship runs/$$name $$name; done
+	$(BIN)/mmdiff-lab ship runs/t2i-shapes t2i-shapes --guidance $(SHAPES_T2I_GUIDANCE)
 	$(BIN)/python -m mmdiff_lab.pretrained.compact $(PRETRAINED)
 
 clean-venv:

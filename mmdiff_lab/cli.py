@@ -395,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     ship = sub.add_parser("ship", help="copy a finished run into the package's shipped checkpoints")
     ship.add_argument("run", help="the run folder, e.g. runs/clip-shapes")
     ship.add_argument("name", help="the shipped name, e.g. clip-shapes")
+    ship.add_argument("--guidance", type=float, metavar="W",
+                      help="a pipeline: the guidance scale it recommends (pipe.defaults), chosen on validation prompts")
     _sample_parser(sub)
     _figures_parser(sub, "bench", "speed benchmarks: a table, and JSON with --json")
     _figures_parser(sub, "eval", "quality evaluations: a table, and JSON with --json")
@@ -413,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         from .pretrained import ship
 
         try:
-            target = ship(args.run, args.name)
+            target = ship(args.run, args.name, guidance_scale=args.guidance)
         except (ValueError, OSError) as e:  # a bad name or source; OSError covers a run folder that is not there
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -1,6 +1,7 @@
 """`mmdiff-lab ship`: only plain model names, never a source inside the shipped folder, and a swap that leaves
 the old model intact whatever fails. Every test ships into a temporary pretrained root."""
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -165,3 +166,41 @@ def test_shipped_files_are_readable_by_every_user(root, tmp_path):
     (run / "config.json").chmod(0o600)  # as safetensors' save_file leaves its files
     shipped = pretrained.ship(run, "readable")
     assert (shipped / "config.json").stat().st_mode & 0o777 == 0o644
+
+
+def _pipeline_run(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "TextToImagePipeline",
+                                                         "default_guidance_scale": 3.0}))
+    return folder
+
+
+def test_ship_writes_the_recommended_guidance_into_a_pipeline(root, tmp_path):
+    shipped = pretrained.ship(_pipeline_run(tmp_path / "t2i"), "t2i-demo", guidance_scale=1.5)
+    index = json.loads((shipped / "model_index.json").read_text())
+    assert index["default_guidance_scale"] == 1.5 and index["_class_name"] == "TextToImagePipeline"
+    assert json.loads((tmp_path / "t2i" / "model_index.json").read_text())["default_guidance_scale"] == 3.0
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), -1.0, 51.0])
+def test_ship_refuses_a_bad_guidance_before_touching_anything(root, tmp_path, bad):
+    before = sorted(p.name for p in root.iterdir())
+    with pytest.raises(ValueError, match=r"--guidance must be a number in \[0, 50\]"):
+        pretrained.ship(_pipeline_run(tmp_path / "t2i"), "other-model", guidance_scale=bad)
+    assert sorted(p.name for p in root.iterdir()) == before
+    assert (root / "other-model" / "config.json").read_text() == "other"
+
+
+def test_ship_refuses_a_guidance_for_a_model_that_is_no_pipeline(root, tmp_path):
+    with pytest.raises(ValueError, match="no model_index.json"):
+        pretrained.ship(_run(tmp_path / "clip", "clip"), "clip-demo", guidance_scale=1.5)
+    assert not (root / "clip-demo").exists()
+
+
+def test_cli_ship_guidance(root, tmp_path, capsys):
+    from mmdiff_lab.cli import main
+
+    assert main(["ship", str(_pipeline_run(tmp_path / "t2i")), "t2i-demo", "--guidance", "2"]) == 0
+    assert json.loads((root / "t2i-demo" / "model_index.json").read_text())["default_guidance_scale"] == 2.0
+    assert main(["ship", str(tmp_path / "t2i"), "t2i-demo", "--guidance", "inf"]) == 2
+    assert "--guidance must be a number" in capsys.readouterr().err

@@ -3,6 +3,7 @@ project's own `mmdiff-lab train` commands and loaded with no network."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -70,14 +71,22 @@ def _finish_interrupted_swap(target: Path, old: Path, new: Path) -> None:
     shutil.rmtree(new, ignore_errors=True)
 
 
-def ship(run: str | Path, name: str) -> Path:
+def ship(run: str | Path, name: str, guidance_scale: float | None = None) -> Path:
     """Copy a finished training run's weights, config, tokenizer and figures into the package as ``name``.
 
     The copy is made beside the shipped folder and swapped in by renames, so a failure (or a kill) at any
     point leaves the previous model intact: a later ship puts it back if it was set aside.
+    ``guidance_scale``: for a pipeline, the guidance scale it recommends (``pipe.defaults``), written into the
+    shipped model_index.json; choose it on validation prompts, after training.
     """
     check_name(name)
     run = Path(run)
+    if guidance_scale is not None:
+        from ..samplers import check_guidance_scale
+
+        guidance_scale = check_guidance_scale(guidance_scale, "--guidance")
+        if not (run / "model_index.json").is_file():
+            raise ValueError(f"{run}: a guidance scale is for a pipeline, and this run has no model_index.json")
     if _inside(run, ROOT) or _inside(ROOT, run):
         raise ValueError(f"{run}: the run folder must lie outside the shipped checkpoints ({ROOT}) and not contain "
                          "them; ship from the training run's own folder, e.g. runs/clip-shapes")
@@ -95,6 +104,10 @@ def ship(run: str | Path, name: str) -> Path:
         for sub in SHIPPED_FOLDERS:
             if (run / sub).is_dir():
                 shutil.copytree(run / sub, new / sub)
+        if guidance_scale is not None:
+            index = json.loads((new / "model_index.json").read_text())
+            (new / "model_index.json").write_text(json.dumps({**index, "default_guidance_scale": guidance_scale},
+                                                             indent=2, sort_keys=True) + "\n")
         for copied in new.rglob("*"):  # safetensors writes 0600; a shipped model is read by every user
             copied.chmod(0o755 if copied.is_dir() else 0o644)
     except BaseException:
