@@ -26,6 +26,16 @@ def png_bytes() -> bytes:
     return buf.getvalue()
 
 
+def exit_status(argv) -> int:
+    """main's return value, or the status argparse exits with on a bad option."""
+    from mmdiff_lab.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
 def tiny_t2i_pipeline(prediction_type: str = "epsilon", backbone: str = "transformer"):
     """A text-to-image pipeline with the shipped ShapesWorld text tower and a tiny untrained denoiser whose
     zero-initialised output layers are nudged, so that it predicts something prompt-dependent."""

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_t2i_pipeline
+from conftest import exit_status, tiny_t2i_pipeline
 
 from mmdiff_lab.pipeline import MAX_IMAGES, Stage, TrajectoryRecorder
 from mmdiff_lab.text import UnknownWordError
@@ -187,15 +187,6 @@ def test_word_weights_stay_on_their_words_next_to_punctuation(pipe):
 
 
 # ---- mmdiff-lab sample: every option checked before the pipeline loads ---------------------------------------
-
-
-def exit_status(argv) -> int:
-    from mmdiff_lab.cli import main
-
-    try:
-        return main(argv)
-    except SystemExit as e:
-        return e.code
 
 
 @pytest.mark.parametrize("args, message", [

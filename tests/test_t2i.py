@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import tiny_t2i_pipeline
+from conftest import exit_status, tiny_t2i_pipeline
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
 from mmdiff_lab import pretrained
@@ -486,16 +486,6 @@ def test_sample_command_writes_a_grid(saved, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "euler, 3 steps, w=3, interval [0, 1]" in printed  # the settings used, w and interval the folder's
     assert "--guidance, --interval from the pipeline's folder" in printed
-
-
-def exit_status(argv) -> int:
-    """main's return value, or the status argparse exits with on a bad option."""
-    from mmdiff_lab.cli import main
-
-    try:
-        return main(argv)
-    except SystemExit as e:
-        return e.code
 
 
 @pytest.mark.parametrize("args, message", [
