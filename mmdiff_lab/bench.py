@@ -169,30 +169,87 @@ def t2i() -> list[Figure]:
     return figures
 
 
+#: The UNet anchor's learning rate in the race: its own, chosen by `t2i_race_lr_sweep` on validation prompts
+#: (docs/results.md); our denoiser keeps the rate it was tuned with (T2ITrainConfig.lr).
+RACE_UNET_LR = 1e-3
+RACE_LRS = (1e-4, 3e-4, 1e-3, 3e-3)  # a factor of ~3 apart, from the usual UNet rate up past our denoiser's
+
+
+def _race_config(backbone: str, budget_s: float, **overrides):
+    """The short-budget recipe both backbones race with. The budget ends the run and, with it, the learning
+    rate's cosine (the steps are only a bound). An object's pixels weigh 5 times the background's (object_weight 4)
+    and half the objects are drawn grey with their colour unsaid (unsaid_colour 0.5), both of which learn faster
+    early on (see T2ITrainConfig), in batches of 64, twice the steps of 128 in the time (docs/results.md)."""
+    from .t2i import T2ITrainConfig
+
+    settings = dict(backbone=backbone, steps=10**6, warmup=50, eval_every=0, checkpoint_every=0,
+                    time_budget_s=budget_s, object_weight=4.0, unsaid_colour=0.5, batch_size=64)
+    if backbone == "unet":
+        settings["lr"] = RACE_UNET_LR
+    return T2ITrainConfig(**(settings | overrides))
+
+
 def t2i_race(budget_s: float = 600.0, n: int = 200) -> list[Figure]:
-    """Both backbones trained from scratch for the same wall-clock budget on this machine, then judged."""
+    """Both backbones trained from scratch for the same wall-clock budget on this machine, each at its own
+    learning rate, then judged on held-out prompts."""
     import tempfile
 
     from . import pretrained
     from .metrics.judge import load_judge
-    from .t2i import T2ITrainConfig, shapes_faithfulness, train_t2i
+    from .t2i import shapes_faithfulness, train_t2i
 
     judge = load_judge(pretrained.path("judge-shapes"))
     figures, scores = [], {}
     for backbone in ("transformer", "unet"):
-        # The budget ends the run and, with it, the learning rate's cosine (the steps are only a bound). Both
-        # take the short-budget recipe: an object's pixels weigh 5 times the background's (object_weight 4) and
-        # half the objects are drawn grey with their colour unsaid (unsaid_colour 0.5), both of which learn faster
-        # early on (see T2ITrainConfig), in batches of 64, twice the steps of 128 in the time (docs/results.md).
-        cfg = T2ITrainConfig(backbone=backbone, steps=10**6, warmup=50, eval_every=0, checkpoint_every=0,
-                             time_budget_s=budget_s, object_weight=4.0, unsaid_colour=0.5, batch_size=64)
+        cfg = _race_config(backbone, budget_s)
         with tempfile.TemporaryDirectory() as tmp:
             pipe, hist = train_t2i(cfg, tmp)
         scores[backbone] = shapes_faithfulness(pipe, judge, n=n)["single.all"]
         figures.append(Figure(f"t2i.race_{backbone}_single_object_accuracy", scores[backbone], None,
-                              f"{hist[-1]['step']} steps in {hist[-1]['seconds'] / 60:.1f} min, {n} held-out prompts"))
+                              f"lr {cfg.lr:g}, {hist[-1]['step']} steps in {hist[-1]['seconds'] / 60:.1f} min, "
+                              f"{n} held-out prompts"))
     figures.append(Figure("t2i.faithfulness_gap_vs_unet_10min", 100 * (scores["transformer"] - scores["unet"]),
-                          (">=", 30.0), f"points of single-object accuracy after {budget_s / 60:g} min each, same machine"))
+                          (">=", 30.0), f"points of single-object accuracy after {budget_s / 60:g} min each, same "
+                          f"machine; the UNet at its own lr {RACE_UNET_LR:g} (t2i_race_lr_sweep)"))
+    return figures
+
+
+def t2i_race_lr_sweep(budget_s: float = 600.0, lrs: tuple[float, ...] = RACE_LRS, n: int = 200,
+                      probe_s: float = 60.0) -> list[Figure]:
+    """The UNet anchor's own learning rate for the race: each rate trained from scratch for the steps the UNet
+    makes in ``budget_s`` on this machine, judged on validation prompts (never the race's held-out ones).
+
+    The budget is counted in steps, measured first over ``probe_s`` seconds: on a quiet machine that is the race's
+    budget, and the runs stay comparable when the machine is busy. The cosine ends at the last step, as the
+    race's ends at the last second."""
+    import tempfile
+
+    from . import pretrained
+    from .evaluate import VALIDATION_SEED
+    from .metrics.judge import load_judge
+    from .t2i import shapes_faithfulness, train_t2i
+
+    judge = load_judge(pretrained.path("judge-shapes"))
+    with tempfile.TemporaryDirectory() as tmp:
+        _, probe = train_t2i(_race_config("unet", probe_s), tmp)
+    steps = max(1, round(probe[-1]["step"] / probe[-1]["seconds"] * budget_s))
+    figures = [Figure("t2i.race_sweep_unet_steps", steps, None,
+                      f"the UNet's steps in {budget_s / 60:g} min here ({probe[-1]['step']} in "
+                      f"{probe[-1]['seconds']:.0f} s), the budget of every rate below")]
+    scores = {}
+    for lr in lrs:
+        cfg = _race_config("unet", 0.0, steps=steps, lr=lr)
+        with tempfile.TemporaryDirectory() as tmp:
+            pipe, hist = train_t2i(cfg, tmp)
+        found = shapes_faithfulness(pipe, judge, n=n, prompt_seed=VALIDATION_SEED)
+        scores[lr] = found["single.all"]
+        figures += [Figure(f"t2i.race_sweep_unet_lr{lr:g}_single_object_accuracy", scores[lr], None,
+                           f"{n} validation prompts (ShapesWorld seed {VALIDATION_SEED}); final loss "
+                           f"{hist[-1]['loss']:.4f}, {hist[-1]['seconds'] / 60:.1f} min"),
+                    Figure(f"t2i.race_sweep_unet_lr{lr:g}_two_object_accuracy", found["two.all"], None, "(same)")]
+    best = max(scores, key=scores.get)
+    figures.append(Figure("t2i.race_sweep_unet_best_lr", best, None,
+                          f"highest single-object accuracy; the race uses RACE_UNET_LR = {RACE_UNET_LR:g}"))
     return figures
 
 
@@ -257,7 +314,7 @@ def notebooks(labs: tuple[str, ...] = LABS, folder: Path | None = None) -> list[
     return figures
 
 
-BUILTIN: dict[str, Group] = {"world": world, "clip": clip, "t2i": t2i, "t2i_race": t2i_race, "notebooks": notebooks}
+BUILTIN: dict[str, Group] = {"world": world, "clip": clip, "t2i": t2i, "t2i_race": t2i_race, "t2i_race_lr_sweep": t2i_race_lr_sweep, "notebooks": notebooks}
 
 
 def groups() -> dict[str, Group]:

@@ -126,14 +126,15 @@ def generate(pipe: TextToImagePipeline, prompts: list[str], steps: int | None = 
 
 def shapes_faithfulness(pipe: TextToImagePipeline, judge, n: int = 200, steps: int | None = None,
                         guidance_scale: float | None = None, sampler: str | None = None,
-                        seed: int = 0) -> dict[str, float]:
+                        seed: int = 0, prompt_seed: int = HELDOUT_SEED) -> dict[str, float]:
     """GenEval-style scores on n held-out single-object and n two-object prompts, at the pipeline's own settings
-    unless given."""
+    unless given. ``prompt_seed``: the ShapesWorld seed the prompts are drawn with (the validation prompts' to
+    choose a setting, the default for a figure)."""
     from .metrics.judge import faithfulness
 
     figures = {}
     for n_objects in (1, 2):
-        prompts, scenes = heldout_scenes(n_objects, n)
+        prompts, scenes = heldout_scenes(n_objects, n, prompt_seed)
         images = generate(pipe, prompts, steps, guidance_scale, sampler, seed + n_objects)
         figures.update(faithfulness(judge, scenes, images))
     return figures
