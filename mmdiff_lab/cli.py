@@ -16,7 +16,7 @@ def _figures_parser(sub, name: str, help: str) -> None:
 
 
 # ---- argument types: the text must be a number; its range is checked by the model's training config ----------
-# (mmdiff_lab/training.py's BOUNDS and each config's own bounds), the one set of checks the notebooks and the
+# (mmdiff_lab/training/loop.py's BOUNDS and each config's own bounds), the one set of checks the notebooks and the
 # bench get too. argparse adds the argument's name to these messages.
 
 
@@ -84,9 +84,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
 #: Options that only some models read: given to another, they would be ignored without a word.
 ONLY_FOR = {"backbone": ("t2i",), "prediction_type": ("t2i",), "object_weight": ("t2i",),
             "unsaid_colour": ("t2i",), "judge": ("t2i",), "clip": ("prior", "t2i"), "target_recall": ("clip",),
-            "minutes": ("clip", "prior", "t2i"), "world": ("clip", "prior", "t2i"), "preset": ("clip", "prior", "t2i"),
-            "eval_every": ("clip", "prior", "t2i"), "checkpoint_every": ("clip", "prior", "t2i"),
-            "snapshot_every": ("clip", "prior", "t2i"), "resume": ("clip", "prior", "t2i")}
+            "world": ("clip", "prior", "t2i"), "preset": ("clip", "prior", "t2i"), "eval_every": ("clip", "prior", "t2i")}
 
 
 def _clip_exists(model: str, clip: str | None, world: str) -> str | None:
@@ -100,33 +98,29 @@ def _clip_exists(model: str, clip: str | None, world: str) -> str | None:
                     f"`mmdiff-lab train clip --world {world} --out {folder}`")
         return None
     if clip:
-        if Path(clip).exists():
-            return None if (Path(clip) / "config.json").is_file() else f"--clip {clip}: no config.json in that folder"
-        if clip not in pretrained.available():
-            return f"--clip {clip}: no such folder, and no shipped model of that name ({', '.join(pretrained.available())})"
-        return None
+        return _missing_model("--clip", clip, "dual encoder")
     default = f"clip-{world if world in ('shapes', 'digits') else 'shapes'}"
     return None if default in pretrained.available() else f"the shipped {default} is missing; pass --clip FOLDER"
 
 
-def _names_a_folder(name: str) -> bool:
-    """Whether a --judge value is a folder (a path, or anything that exists) rather than a shipped model's name."""
-    return "/" in name or name.startswith(".") or Path(name).exists()
-
-
-def _judge_exists(judge: str) -> str | None:
+def _missing_model(flag: str, value: str, kind: str) -> str | None:
+    """Why ``value`` names neither a model folder nor a shipped model, or None; read by loading's own rule
+    (a folder here wins, else a plain name is a shipped model), so the check and the load agree."""
     from . import pretrained
+    from .loading import resolve
 
-    if _names_a_folder(judge):
-        return None if (Path(judge) / "config.json").is_file() else f"--judge {judge}: not a judge folder (no config.json)"
-    if judge not in pretrained.available():
-        return f"--judge {judge}: no such folder, and no shipped model of that name ({', '.join(pretrained.available())})"
-    return None
+    try:
+        folder = resolve(value)
+    except FileNotFoundError:
+        return f"{flag} {value}: no such folder, and no shipped model of that name ({', '.join(pretrained.available())})"
+    if not folder.is_dir():
+        return f"{flag} {value}: no such folder"
+    return None if (folder / "config.json").is_file() else f"{flag} {value}: not a {kind} folder (no config.json)"
 
 
 def _check_out(out: Path, resume: bool) -> str | None:
     """Why training cannot write to ``out`` (or would destroy a run there), or None; creates the folder."""
-    from .checkpoint import latest_state
+    from .training.checkpoint import latest_state
 
     if out.exists() and not out.is_dir():
         return f"--out {out}: is a file, not a folder"
@@ -153,7 +147,7 @@ def _slug(world: str) -> str:
 def _config(args, error):
     """The model's training config from the arguments; the config checks every setting, and a ConfigError it
     raises is reported as the argument that set it."""
-    from .training import ConfigError
+    from .training.loop import ConfigError
 
     # "is None", not "or": an empty --world "" or a --steps 0 is the config's to refuse, not a default
     settings = {k: v for k, v in {
@@ -167,23 +161,22 @@ def _config(args, error):
         settings.update(time_budget_s=60 * args.minutes, steps=10**9 if args.steps is None else args.steps)
     try:
         if args.model == "judge":
-            from .metrics.judge import JudgeTrainConfig
+            from .training.judge import JudgeTrainConfig
 
-            return JudgeTrainConfig(**{k: v for k, v in settings.items()
-                                       if k in ("steps", "batch_size", "lr", "seed", "pool_size")})
+            return JudgeTrainConfig(**{k: v for k, v in settings.items() if k not in ("world", "preset")})
         if args.model == "t2i":
-            from .t2i import T2ITrainConfig
+            from .training.t2i import T2ITrainConfig
 
             extra = {"backbone": args.backbone, "prediction_type": args.prediction_type, "clip": args.clip,
                      "object_weight": args.object_weight, "unsaid_colour": args.unsaid_colour}
             return T2ITrainConfig(**settings, **{k: v for k, v in extra.items() if v is not None})
         if args.model == "clip":
-            from .clip import ClipTrainConfig
+            from .training.clip import ClipTrainConfig
 
             if args.target_recall is not None:
                 settings["target_recall"] = args.target_recall
             return ClipTrainConfig(**settings)
-        from .prior import PriorTrainConfig
+        from .training.prior import PriorTrainConfig
 
         return PriorTrainConfig(**settings, clip=args.clip or f"runs/clip-{_slug(settings['world'])}")
     except ConfigError as e:
@@ -212,7 +205,7 @@ def _check_train(args, error):
             error(f"--world {world}: {e}")
     if args.model in ("prior", "t2i") and (why := _clip_exists(args.model, args.clip, world)):
         error(why)
-    if args.judge and (why := _judge_exists(args.judge)):
+    if args.judge and (why := _missing_model("--judge", args.judge, "judge")):
         error(why)
     if why := _check_out(Path(_default_out(args)), args.resume):
         error(why)
@@ -228,8 +221,8 @@ def _default_out(args) -> str:
 
 
 def _train(args, error) -> int:
-    from .checkpoint import CheckpointError
     from .data import DataError
+    from .training.checkpoint import CheckpointError
 
     cfg = _check_train(args, error)
     try:
@@ -249,22 +242,22 @@ def _train(args, error) -> int:
 def _run_training(args, cfg) -> int:
     out = _default_out(args)
     if args.model == "judge":
-        from .metrics.judge import train_judge
+        from .training.judge import train_judge
 
-        _, metrics = train_judge(cfg, out)
+        _, metrics = train_judge(cfg, out, resume=args.resume)
         print(f"saved to {out}; accuracy on fresh true renders {metrics['true_render_accuracy']:.4f}")
         return 0
     if args.model == "t2i":
-        from .t2i import train_t2i
+        from .training.t2i import train_t2i
 
         judge = _judge(args.judge) if cfg.world == "shapes" else None
         _, history = train_t2i(cfg, out, resume=args.resume, judge=judge)
     elif args.model == "clip":
-        from .clip import train_clip
+        from .training.clip import train_clip
 
         _, history = train_clip(cfg, out, resume=args.resume)
     else:
-        from .prior import train_prior
+        from .training.prior import train_prior
 
         _, history = train_prior(cfg, out, resume=args.resume)
     print(f"saved to {out} after {history[-1]['step'] if history else 0} steps; figures in {out}/metrics.json")
@@ -274,10 +267,10 @@ def _run_training(args, cfg) -> int:
 def _judge(name: str | None):
     """The judge to score samples with: a folder, a shipped name, or the shipped judge-shapes if present."""
     from . import pretrained
-    from .metrics.judge import load_judge
+    from .loading import load_judge
 
     if name:
-        return load_judge(name if _names_a_folder(name) else pretrained.path(name))
+        return load_judge(name)  # a folder here, else a shipped name: loading.resolve, as checked above
     return load_judge(pretrained.path("judge-shapes")) if "judge-shapes" in pretrained.available() else None
 
 
@@ -285,8 +278,8 @@ def _sample_parser(sub) -> None:
     import math
     import tempfile
 
-    from .pipeline import MAX_IMAGES, SCHEDULERS
-    from .samplers import GUIDANCE_RANGE, NUM_TRAIN_TIMESTEPS
+    from .pipelines.samplers import GUIDANCE_RANGE, NUM_TRAIN_TIMESTEPS, SCHEDULERS
+    from .pipelines.text_to_image import MAX_IMAGES
 
     # argparse types: a bad value is an error naming the option and its range, before the pipeline loads
     def number_in(kind, lo, hi):
@@ -351,11 +344,11 @@ def _sample(args) -> int:
 
     import torch
 
-    from .checkpoint import CheckpointError
-    from .pipeline import load_pipeline
-    from .samplers import check_guidance_interval, check_steps
-    from .t2i import save_grid
+    from .data.base import save_grid
+    from .pipelines.samplers import check_guidance_interval, check_steps
+    from .pipelines.text_to_image import load_pipeline
     from .text import UnknownWordError
+    from .training.checkpoint import CheckpointError
 
     given = {k: v for k, v in {"num_inference_steps": args.steps, "guidance_scale": args.guidance,
                                "guidance_interval": tuple(args.interval) if args.interval else None,

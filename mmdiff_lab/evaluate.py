@@ -71,7 +71,8 @@ def schedules() -> list[Figure]:
 
 def clip() -> list[Figure]:
     """The shipped dual encoders: held-out ShapesWorld retrieval, Digits zero-shot, and the space's geometry."""
-    from .clip import evaluate_clip, load_clip
+    from .loading import load_clip
+    from .metrics.shared_space import evaluate_clip
 
     figures = []
     model, tok = load_clip(pretrained.path("clip-shapes"))
@@ -94,8 +95,9 @@ def clip() -> list[Figure]:
 
 def prior() -> list[Figure]:
     """The shipped priors: retrieval through a sampled image embedding against direct retrieval, same pool."""
-    from .clip import evaluation_pool, load_clip
-    from .prior import load_prior, prior_recall
+    from .data.pairs import evaluation_pool
+    from .loading import load_clip, load_prior
+    from .metrics.shared_space import prior_recall
 
     figures = []
     for world in ("shapes", "digits"):
@@ -117,10 +119,12 @@ VALIDATION_SEED = 777
 def t2i(n: int = 200) -> list[Figure]:
     """The shipped text-to-image model judged on held-out ShapesWorld prompts at the settings users get: those
     kept in its folder (``pipe.defaults``), with w = 3 beside them for comparison."""
-    from .clip import HELDOUT_SEED
-    from .metrics.judge import load_judge, true_render_accuracy
-    from .pipeline import load_pipeline
-    from .t2i import shapes_faithfulness, x0_error_vs_ideal
+    from .data.pairs import HELDOUT_SEED
+    from .loading import load_judge
+    from .metrics.faithfulness import shapes_faithfulness
+    from .metrics.ideal import x0_error_vs_ideal
+    from .pipelines.text_to_image import load_pipeline
+    from .training.judge import true_render_accuracy
 
     judge = load_judge(pretrained.path("judge-shapes"))
     figures = [Figure("judge.shapes.true_render_accuracy", true_render_accuracy(judge), (">=", 0.99),
@@ -157,10 +161,11 @@ def t2i(n: int = 200) -> list[Figure]:
 
 def _t2i_digits(per_class: int = 20) -> list[Figure]:
     """Generated digits read back by the shipped Digits dual encoder (zero-shot), against real test digits."""
-    from .clip import digits_zero_shot, load_clip
     from .data.digits import NAMES
-    from .pipeline import load_pipeline
-    from .t2i import generate
+    from .loading import load_clip
+    from .metrics.faithfulness import generate
+    from .metrics.shared_space import digits_zero_shot
+    from .pipelines.text_to_image import load_pipeline
 
     clip_model, tok = load_clip(pretrained.path("clip-digits"))
     prompts = [f"the digit {name}" for name in NAMES for _ in range(per_class)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -27,9 +28,12 @@ from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from safetensors import SafetensorError, safe_open
 
 from . import pretrained
-from .checkpoint import CheckpointError
+from .models.encoders import DualEncoder
+from .models.judge import Judge
+from .models.prior import EmbeddingPrior
 from .pretrained import is_plain_name
 from .text import Tokenizer
+from .training.checkpoint import CheckpointError
 
 #: Suffixes of pickled weights (PyTorch's, diffusers' and transformers' ``.bin``, Lightning's ``.ckpt``).
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -37,6 +41,8 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 POINTER = "shared.json"
 #: Libraries a pipeline's model_index.json may name classes from: importing a module runs its code.
 COMPONENT_LIBRARIES = ("mmdiff_lab", "diffusers")
+#: Modules whose classes moved into mmdiff_lab.models: pipeline folders saved before still name the old ones.
+MOVED_MODULES = {"mmdiff_lab.denoiser": "mmdiff_lab.models.denoiser", "mmdiff_lab.encoders": "mmdiff_lab.models.encoders"}
 
 
 def resolve(path_or_name: str | Path) -> Path:
@@ -149,7 +155,10 @@ def component_class(index_file: Path, name: str, library: str, class_name: str) 
         raise CheckpointError(f"{index_file}: component {name!r} comes from {library!r}; only classes from "
                               f"{' or '.join(COMPONENT_LIBRARIES)} are loaded")
     try:
-        return getattr(importlib.import_module(library), class_name)
+        module = importlib.import_module(MOVED_MODULES.get(library, library))
+        if library in MOVED_MODULES:  # diffusers' own loader then finds the class under the old name too
+            sys.modules.setdefault(library, module)
+        return getattr(module, class_name)
     except (ImportError, AttributeError):
         raise CheckpointError(f"{index_file}: component {name!r}: no class {class_name!r} in {library}") from None
 
@@ -180,3 +189,26 @@ def load_components(folder: Path, given: dict) -> dict[str, ModelMixin]:
             raise CheckpointError(f"{folder / 'tokenizer' / 'tokenizer.json'}: differs from {shared_tokens}, the "
                                   f"tokenizer of the shared {name} ({folder / name / POINTER})")
     return components
+
+
+def load_clip(path: str | Path) -> tuple[DualEncoder, Tokenizer]:
+    """A saved dual encoder (folder or shipped name) and its tokenizer, read by loading.load_model."""
+    path = resolve(path)
+    model = load_model(DualEncoder, path, kind="dual encoder", made_by="mmdiff-lab train clip")
+    if not (path / "tokenizer.json").is_file():
+        raise CheckpointError(f"{path / 'tokenizer.json'}: missing; is {path} a dual-encoder folder from `mmdiff-lab train clip`?")
+    tokenizer = Tokenizer.load(path / "tokenizer.json")
+    if model.config.vocab_size != len(tokenizer) or model.config.max_length != tokenizer.max_length:
+        raise CheckpointError(f"{path / 'config.json'}: vocab_size/max_length {model.config.vocab_size}/"
+                              f"{model.config.max_length} do not match tokenizer.json ({len(tokenizer)}/{tokenizer.max_length})")
+    return model, tokenizer
+
+
+def load_prior(path: str | Path) -> EmbeddingPrior:
+    """A saved embedding prior (folder or shipped name), read by loading.load_model."""
+    return load_model(EmbeddingPrior, path, kind="prior", made_by="mmdiff-lab train prior")
+
+
+def load_judge(path: str | Path) -> Judge:
+    """A saved judge (folder or shipped name), read by loading.load_model."""
+    return load_model(Judge, path, kind="judge", made_by="mmdiff-lab train judge")

@@ -72,7 +72,9 @@ ForwardNoisingExplorer(t=300)
 
 # %%
 from mmdiff_lab import pretrained
-from mmdiff_lab.clip import embed_images, embed_texts, heldout_pool, load_clip
+from mmdiff_lab.data.pairs import heldout_pool
+from mmdiff_lab.loading import load_clip
+from mmdiff_lab.metrics.shared_space import embed_images, embed_texts
 
 clip, tokenizer = load_clip(pretrained.path("clip-shapes"))
 pool = heldout_pool(tokenizer, 300)
@@ -94,7 +96,7 @@ plt.show()
 # %%
 import torch
 
-from mmdiff_lab.pipeline import load_pipeline
+from mmdiff_lab.pipelines import load_pipeline
 
 t2i = load_pipeline("t2i-shapes")
 prompts = ["a large blue circle at the top", "a small red triangle left of a large green diamond",

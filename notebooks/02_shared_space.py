@@ -40,11 +40,12 @@ import matplotlib.pyplot as plt
 import torch
 
 from mmdiff_lab import pretrained
-from mmdiff_lab.clip import HELDOUT_SEED, evaluate_clip, heldout_pool, load_clip
 from mmdiff_lab.data import ShapesWorld
-from mmdiff_lab.encoders import DualEncoder
+from mmdiff_lab.data.pairs import HELDOUT_SEED, heldout_pool
 from mmdiff_lab.exercises.lab02 import check_info_nce, check_modality_gap, check_recall_at_1
-from mmdiff_lab.prior import load_prior
+from mmdiff_lab.loading import load_clip, load_prior
+from mmdiff_lab.metrics.shared_space import evaluate_clip
+from mmdiff_lab.models.encoders import DualEncoder
 from mmdiff_lab.widgets import EmbeddingAlignment, EmbeddingAlignmentExplorer
 
 # %% [markdown]
@@ -90,7 +91,7 @@ plt.show()
 # %%
 import time
 
-from mmdiff_lab.training_background import BackgroundTraining
+from mmdiff_lab.training.background import BackgroundTraining
 
 run_folder = f"runs/lab02-clip/{time.strftime('%Y%m%d-%H%M%S')}"
 training = BackgroundTraining("clip", run_folder, world="shapes", preset=PRESET, steps=STEPS, pool_size=POOL,

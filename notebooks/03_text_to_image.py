@@ -19,7 +19,7 @@
 # Lab 01 destroyed images with noise; lab 02 taught a text tower what the words look like. Here a denoiser
 # learns to *undo* the noise while reading the text tower's token states through cross-attention, as Stable
 # Diffusion reads CLIP's (beside each word's own embedding: in the tower's last layer a colour-shape pair never
-# trained on blurs towards trained ones, see `mmdiff_lab.denoiser.text_context`). Then we take the sampling loop
+# trained on blurs towards trained ones, see `mmdiff_lab.models.denoiser.text_context`). Then we take the sampling loop
 # apart: the update rules, guidance, samplers, and switching any of them half-way through a run.
 #
 # **Learning goals.** After this lab you can
@@ -47,10 +47,11 @@ import torch
 from mmdiff_lab import pretrained
 from mmdiff_lab.data import tensor_to_image
 from mmdiff_lab.exercises.lab03 import check_cfg, check_ddim_step, check_x0_from_v
-from mmdiff_lab.metrics.judge import faithfulness, load_judge
-from mmdiff_lab.pipeline import SCHEDULERS, Stage, load_pipeline
+from mmdiff_lab.loading import load_judge
+from mmdiff_lab.metrics.faithfulness import faithfulness, generate, heldout_scenes
+from mmdiff_lab.pipelines import Stage, load_pipeline
+from mmdiff_lab.pipelines.samplers import SCHEDULERS
 from mmdiff_lab.schedules import ddim_step, ddpm_step
-from mmdiff_lab.t2i import generate, heldout_scenes
 from mmdiff_lab.widgets import DenoisingStepper
 
 pipe = load_pipeline(MODEL)
@@ -321,7 +322,7 @@ check_x0_from_v(my_x0_from_v)
 # every few hundred steps. Here, a short run of the tiny preset to watch the loss fall:
 
 # %%
-from mmdiff_lab.t2i import T2ITrainConfig, train_t2i
+from mmdiff_lab.training.t2i import T2ITrainConfig, train_t2i
 
 cfg = T2ITrainConfig(preset="tiny", steps=TRAIN_STEPS, batch_size=64, pool_size=2000, eval_every=0,
                      checkpoint_every=0, warmup=min(50, TRAIN_STEPS))

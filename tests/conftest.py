@@ -42,9 +42,10 @@ def tiny_t2i_pipeline(prediction_type: str = "epsilon", backbone: str = "transfo
     import torch
 
     from mmdiff_lab import pretrained
-    from mmdiff_lab.clip import load_clip
-    from mmdiff_lab.denoiser import make_denoiser
-    from mmdiff_lab.pipeline import TextToImagePipeline, training_scheduler
+    from mmdiff_lab.loading import load_clip
+    from mmdiff_lab.models.denoiser import make_denoiser
+    from mmdiff_lab.pipelines.samplers import training_scheduler
+    from mmdiff_lab.pipelines.text_to_image import TextToImagePipeline
 
     clip, tok = load_clip(pretrained.path("clip-shapes"))
     torch.manual_seed(0)

@@ -14,10 +14,10 @@ from mmdiff_lab import cli
 @pytest.fixture
 def started(monkeypatch, tmp_path) -> list:
     """Records every trainer that was called; runs in a temporary folder so default outputs land there."""
-    import mmdiff_lab.clip as clip
-    import mmdiff_lab.metrics.judge as judge
-    import mmdiff_lab.prior as prior
-    import mmdiff_lab.t2i as t2i
+    import mmdiff_lab.training.clip as clip
+    import mmdiff_lab.training.judge as judge
+    import mmdiff_lab.training.prior as prior
+    import mmdiff_lab.training.t2i as t2i
 
     calls: list = []
     for module, name in ((clip, "train_clip"), (prior, "train_prior"), (t2i, "train_t2i"), (judge, "train_judge")):
@@ -35,10 +35,11 @@ def _fails(argv: list[str], capsys) -> str:
 
 
 BAD = [
-    (["--steps", "0"], "argument --steps: must be a whole number >= 1, got 0"),
-    (["--steps", "-5"], "argument --steps: must be a whole number >= 1, got -5"),
+    (["--steps", "0"], "argument --steps: must be a whole number in [1, 1000000000], got 0"),
+    (["--steps", "-5"], "argument --steps: must be a whole number in [1, 1000000000], got -5"),
     (["--steps", "ten"], "argument --steps: expected a whole number, got 'ten'"),
     (["--steps", "2.5"], "argument --steps: expected a whole number, got '2.5'"),
+    (["--steps", "1000000001"], "argument --steps: must be a whole number in [1, 1000000000], got 1000000001"),
     (["--batch-size", "0"], "argument --batch-size: must be a whole number >= 2 (a contrastive batch needs a "
                             "negative), got 0"),
     (["--batch-size", "-8"], "argument --batch-size: must be a whole number >= 2"),
@@ -52,7 +53,7 @@ BAD = [
     (["--minutes", "0"], "argument --minutes: must be a finite number > 0"),
     (["--minutes", "-1"], "argument --minutes: must be a finite number > 0, got -1"),
     (["--minutes", "inf"], "argument --minutes: must be a finite number > 0"),
-    (["--minutes", "5", "--steps", "0"], "argument --steps: must be a whole number >= 1, got 0"),  # not 10**9
+    (["--minutes", "5", "--steps", "0"], "argument --steps: must be a whole number in [1, 1000000000], got 0"),  # not 10**9
     (["--world", ""], "argument --world: must be shapes, digits or folder:PATH naming an existing folder, got ''"),
     (["--preset", ""], "argument --preset: must be one of tiny, lab, got ''"),
     (["--eval-every", "-1"], "argument --eval-every: must be a whole number >= 0 (0: none while training), got -1"),
@@ -102,24 +103,23 @@ T2I_AND_OTHERS = [
     (["train", "prior", "--pool-size", "0"], "argument --pool-size: must be a whole number >= 1, got 0"),
     (["train", "prior", "--preset", "big"], "argument --preset: must be one of tiny, lab, got 'big'"),
     (["train", "prior", "--world", "moon"], "argument --world: must be shapes, digits or folder:PATH"),
-    (["train", "judge", "--steps", "0"], "argument --steps: must be a whole number >= 1, got 0"),
+    (["train", "judge", "--steps", "0"], "argument --steps: must be a whole number in [1, 1000000000], got 0"),
     (["train", "judge", "--lr=-inf"], "argument --lr: must be a finite number > 0, got -inf"),
     (["train", "judge", "--batch-size", "-1"], "argument --batch-size: must be a whole number >= 1, got -1"),
     (["train", "judge", "--seed", "99999999999"], "argument --seed: must be a whole number in [0, 4294967295]"),
     (["train", "t2i", "--clip", "no-such-model"], "--clip no-such-model: no such folder, and no shipped model"),
     (["train", "t2i", "--clip", "./missing"], "--clip ./missing: no such folder"),
     (["train", "t2i", "--judge", "no-such-judge"], "--judge no-such-judge: no such folder, and no shipped model"),
-    (["train", "t2i", "--judge", "./gone"], "--judge ./gone: not a judge folder"),
+    (["train", "t2i", "--judge", "./gone"], "--judge ./gone: no such folder"),
     (["train", "t2i", "--world", "digits", "--unsaid-colour", "0.5"], "argument --unsaid-colour: is for world "
                                                                        "'shapes' only (0 elsewhere), got 0.5"),
     (["train", "t2i", "--world", "digits", "--judge", "judge-shapes"], "--judge is for t2i on shapes"),
     (["train", "t2i", "--target-recall", "0.9"], "--target-recall is for clip, not t2i"),
     (["train", "prior", "--clip", "runs/nothing"], "--clip runs/nothing: not a trained dual encoder"),
     (["train", "prior"], "--clip runs/clip-shapes: not a trained dual encoder"),
-    (["train", "judge", "--minutes", "5"], "--minutes is for clip, prior, t2i, not judge"),
     (["train", "judge", "--world", "digits"], "--world is for clip, prior, t2i, not judge"),
-    (["train", "judge", "--resume"], "--resume is for clip, prior, t2i, not judge"),
-    (["train", "judge", "--checkpoint-every", "5"], "--checkpoint-every is for clip, prior, t2i, not judge"),
+    (["train", "judge", "--resume"], "--resume: no complete training state in"),
+    (["train", "judge", "--eval-every", "5"], "--eval-every is for clip, prior, t2i, not judge"),
     (["train", "unicorn"], "argument model: invalid choice: 'unicorn'"),
 ]
 
@@ -192,7 +192,7 @@ def test_resume_with_another_preset_is_an_error_that_keeps_the_state(capsys, tmp
 
 
 def test_ctrl_c_ends_train_with_status_130_not_a_traceback(started, monkeypatch):
-    import mmdiff_lab.clip as clip
+    import mmdiff_lab.training.clip as clip
 
     def interrupted(cfg, out, **kwargs):
         raise KeyboardInterrupt

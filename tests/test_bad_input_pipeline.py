@@ -10,7 +10,8 @@ import pytest
 import torch
 from conftest import exit_status, tiny_t2i_pipeline
 
-from mmdiff_lab.pipeline import MAX_IMAGES, Stage, TrajectoryRecorder
+from mmdiff_lab.pipelines.text_to_image import MAX_IMAGES, Stage
+from mmdiff_lab.pipelines.trajectory import TrajectoryRecorder
 from mmdiff_lab.text import UnknownWordError
 
 PROMPT = "a small red circle left of a large blue square"

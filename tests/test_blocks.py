@@ -6,7 +6,7 @@ import math
 import torch
 from diffusers import DDPMScheduler
 
-from mmdiff_lab.blocks import sincos_2d, timestep_embedding
+from mmdiff_lab.models.blocks import sincos_2d, timestep_embedding
 
 
 def test_timestep_embedding_is_ddpm_sinusoid_cosines_first():

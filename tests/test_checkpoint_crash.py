@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mmdiff_lab import checkpoint
-from mmdiff_lab.checkpoint import latest_state, load_state, save_state, state_folders
+from mmdiff_lab.training import checkpoint
+from mmdiff_lab.training.checkpoint import latest_state, load_state, save_state, state_folders
 
 
 class Crash(BaseException):

@@ -99,7 +99,7 @@ def test_ship_copies_a_run_without_optimizer_state(tmp_path, monkeypatch):
 
 def test_train_minutes_is_a_clock_budget(monkeypatch, tmp_path, capsys):
     """--minutes trains for a time (the cosine follows the clock: test_training), --steps then only bounds it."""
-    import mmdiff_lab.t2i as t2i
+    import mmdiff_lab.training.t2i as t2i
 
     seen = []
     monkeypatch.setattr(t2i, "train_t2i", lambda cfg, out, resume=False, judge=None: seen.append(cfg) or (None, []))

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from mmdiff_lab.checkpoint import CheckpointError
-from mmdiff_lab.clip import load_clip
 from mmdiff_lab.data import ShapesWorld
-from mmdiff_lab.encoders import DualEncoder, clip_loss
+from mmdiff_lab.loading import load_clip
+from mmdiff_lab.models.encoders import DualEncoder, clip_loss
 from mmdiff_lab.text import Tokenizer
+from mmdiff_lab.training.checkpoint import CheckpointError
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ def test_no_other_guess_has_a_lower_expected_error():
 def test_the_model_is_measured_against_the_ideal_denoiser():
     from conftest import tiny_t2i_pipeline
 
-    from mmdiff_lab.t2i import x0_error_vs_ideal
+    from mmdiff_lab.metrics.ideal import x0_error_vs_ideal
 
     errors = x0_error_vs_ideal(tiny_t2i_pipeline("v_prediction"), timesteps=(100, 900), n=4)
     assert set(errors) == {100, 900}

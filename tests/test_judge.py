@@ -5,7 +5,9 @@ import torch
 
 from mmdiff_lab import pretrained
 from mmdiff_lab.data.shapes import Obj, Scene
-from mmdiff_lab.metrics.judge import Judge, faithfulness, load_judge, render_scene, score, slot_targets
+from mmdiff_lab.loading import load_judge
+from mmdiff_lab.metrics.faithfulness import faithfulness, render_scene, score
+from mmdiff_lab.models.judge import Judge, slot_targets
 
 RED_CIRCLE = Scene((Obj("circle", "red", "small", "left"),))
 PAIR = Scene((Obj("circle", "red", "small", "left"), Obj("square", "blue", "large", "right")), "left of")

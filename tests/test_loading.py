@@ -11,13 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mmdiff_lab import loading, pretrained
-from mmdiff_lab.checkpoint import CheckpointError
-from mmdiff_lab.clip import load_clip
-from mmdiff_lab.encoders import DualEncoder
-from mmdiff_lab.loading import PICKLE_SUFFIXES, POINTER, load_model
-from mmdiff_lab.metrics.judge import load_judge
-from mmdiff_lab.pipeline import TextToImagePipeline, load_pipeline
-from mmdiff_lab.prior import load_prior
+from mmdiff_lab.loading import PICKLE_SUFFIXES, POINTER, load_clip, load_judge, load_model, load_prior
+from mmdiff_lab.models.encoders import DualEncoder
+from mmdiff_lab.pipelines.text_to_image import TextToImagePipeline, load_pipeline
+from mmdiff_lab.training.checkpoint import CheckpointError
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 PROMPT = "a small red circle left of a large blue square"
@@ -269,3 +266,14 @@ def test_plain_settings_in_model_index_pass_through(full_pipeline, tmp_path):
     components = loading.load_components(folder, given={"tokenizer": None})
     assert sorted(components) == ["denoiser", "text_encoder"]
     assert isinstance(load_pipeline(folder), TextToImagePipeline)
+
+
+def test_a_pipeline_saved_before_the_models_moved_still_loads(shipped_copy):
+    """Pipeline folders saved before the models moved into mmdiff_lab.models name the old modules."""
+    index_file = shipped_copy / "t2i-shapes" / "model_index.json"
+    new = sample(load_pipeline("t2i-shapes"))
+    index = json.loads(index_file.read_text())
+    assert index["denoiser"][0] == "mmdiff_lab.models.denoiser" and index["text_encoder"][0] == "mmdiff_lab.models.encoders"
+    index["denoiser"][0], index["text_encoder"][0] = "mmdiff_lab.denoiser", "mmdiff_lab.encoders"
+    index_file.write_text(json.dumps(index))
+    assert torch.equal(sample(load_pipeline("t2i-shapes")), new)

@@ -113,7 +113,7 @@ def test_the_notebooks_bench_says_where_it_looked_when_the_labs_are_missing(tmp_
 def test_the_notebooks_bench_times_run_all_and_a_background_run(tmp_path):
     from mmdiff_lab.bench import notebooks
 
-    cells = ["from mmdiff_lab.training_background import BackgroundTraining",
+    cells = ["from mmdiff_lab.training.background import BackgroundTraining",
              f"training = BackgroundTraining('clip', {str(tmp_path / 'run')!r}, preset='tiny', steps=3, pool_size=64, "
              "batch_size=16, eval_every=0, checkpoint_every=0)"]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from mmdiff_lab import pretrained
 from mmdiff_lab.loading import PICKLE_SUFFIXES, POINTER
-from mmdiff_lab.pipeline import load_pipeline
+from mmdiff_lab.pipelines.text_to_image import load_pipeline
 from mmdiff_lab.pretrained.compact import FULL_PRECISION, compact, main
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"

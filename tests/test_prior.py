@@ -4,10 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmdiff_lab.blocks import timestep_embedding
-from mmdiff_lab.checkpoint import CheckpointError
-from mmdiff_lab.prior import EmbeddingPrior, load_prior
-from mmdiff_lab.trajectory import Trajectory
+from mmdiff_lab.loading import load_prior
+from mmdiff_lab.models.blocks import timestep_embedding
+from mmdiff_lab.models.prior import EmbeddingPrior
+from mmdiff_lab.pipelines.trajectory import Trajectory
+from mmdiff_lab.training.checkpoint import CheckpointError
 
 
 class Oracle(EmbeddingPrior):

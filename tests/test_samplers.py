@@ -12,23 +12,23 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmdiff_lab.checkpoint import CheckpointError
-from mmdiff_lab.pipeline import (
-    SCHEDULERS,
-    SamplingDefaults,
-    TextToImagePipeline,
-    TrajectoryRecorder,
-    load_pipeline,
-    make_scheduler,
-    training_scheduler,
-)
-from mmdiff_lab.samplers import (
+from mmdiff_lab.pipelines.samplers import (
     GUIDANCE_RANGE,
+    SCHEDULERS,
     check_guidance_interval,
     check_guidance_scale,
     check_steps,
     max_steps,
+    training_scheduler,
 )
+from mmdiff_lab.pipelines.text_to_image import (
+    SamplingDefaults,
+    TextToImagePipeline,
+    load_pipeline,
+    make_scheduler,
+)
+from mmdiff_lab.pipelines.trajectory import TrajectoryRecorder
+from mmdiff_lab.training.checkpoint import CheckpointError
 
 PROMPT = "a small red circle left of a large blue square"
 

@@ -204,3 +204,23 @@ def test_cli_ship_guidance(root, tmp_path, capsys):
     assert json.loads((root / "t2i-demo" / "model_index.json").read_text())["default_guidance_scale"] == 2.0
     assert main(["ship", str(tmp_path / "t2i"), "t2i-demo", "--guidance", "inf"]) == 2
     assert "--guidance must be a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, holds", [("t2i-oops", "DualEncoder"), ("clip-oops", "TextToImagePipeline"),
+                                         ("judge-oops", "EmbeddingPrior"), ("prior-oops", None)])
+def test_a_name_that_promises_another_kind_of_model_is_refused_before_any_copy(root, tmp_path, name, holds):
+    run = tmp_path / "run"
+    run.mkdir()
+    file = "model_index.json" if holds == "TextToImagePipeline" else "config.json"
+    (run / file).write_text(json.dumps({"_class_name": holds}) if holds else "not json")
+    before = _tree(root)
+    with pytest.raises(ValueError, match=f"{name.split('-')[0]}-' is for a"):
+        pretrained.ship(run, name)
+    assert _tree(root) == before
+
+
+def test_a_name_without_a_known_prefix_ships_any_kind(root, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"_class_name": "DualEncoder"}))
+    assert pretrained.ship(run, "my-encoder") == root / "my-encoder"

@@ -11,17 +11,17 @@ from conftest import exit_status, tiny_t2i_pipeline
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
 from mmdiff_lab import pretrained
-from mmdiff_lab.clip import load_clip
-from mmdiff_lab.denoiser import TextToImageDenoiser, make_denoiser, text_context, unpatchify
-from mmdiff_lab.pipeline import (
-    SCHEDULERS,
+from mmdiff_lab.loading import load_clip
+from mmdiff_lab.models.denoiser import TextToImageDenoiser, make_denoiser, text_context, unpatchify
+from mmdiff_lab.pipelines.samplers import SCHEDULERS
+from mmdiff_lab.pipelines.text_to_image import (
     SamplingDefaults,
     Stage,
     TextToImagePipeline,
-    TrajectoryRecorder,
     load_pipeline,
     parse_weights,
 )
+from mmdiff_lab.pipelines.trajectory import TrajectoryRecorder
 
 PROMPT = "a small red circle left of a large blue square"
 
@@ -262,14 +262,14 @@ def test_a_fresh_process_loads_the_shipped_pipeline():
     import subprocess
     import sys
 
-    code = "from mmdiff_lab.pipeline import load_pipeline; print(type(load_pipeline('t2i-shapes').denoiser).__name__)"
+    code = "from mmdiff_lab.pipelines import load_pipeline; print(type(load_pipeline('t2i-shapes').denoiser).__name__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "TextToImageDenoiser"
 
 
 def test_load_pipeline_names_a_missing_folder(tmp_path):
-    from mmdiff_lab.checkpoint import CheckpointError
+    from mmdiff_lab.training.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="model_index.json"):
         load_pipeline(tmp_path)
@@ -396,7 +396,7 @@ def test_empty_prompt_is_unconditional_and_says_so(pipe):
 
 
 def test_training_saves_a_pipeline_and_resumes_with_ema(tmp_path):
-    from mmdiff_lab.t2i import T2ITrainConfig, train_t2i
+    from mmdiff_lab.training.t2i import T2ITrainConfig, train_t2i
 
     cfg = T2ITrainConfig(preset="tiny", steps=4, batch_size=8, pool_size=32, eval_every=0, checkpoint_every=2,
                          warmup=1)
@@ -419,7 +419,7 @@ def test_training_saves_a_pipeline_and_resumes_with_ema(tmp_path):
 
 
 def test_object_pixels_are_the_lit_pixels_and_their_rim():
-    from mmdiff_lab.t2i import object_pixels
+    from mmdiff_lab.training.t2i import object_pixels
 
     x0 = -torch.ones(2, 3, 8, 8)
     x0[0, 2, 3, 4] = 0.5  # one blue pixel in image 0; image 1 is all background
@@ -429,7 +429,7 @@ def test_object_pixels_are_the_lit_pixels_and_their_rim():
 
 
 def test_object_weight_weighs_the_objects_pixels_more(tmp_path):
-    from mmdiff_lab.t2i import T2ITrainConfig, train_t2i
+    from mmdiff_lab.training.t2i import T2ITrainConfig, train_t2i
 
     cfg = T2ITrainConfig(preset="tiny", steps=1, batch_size=8, pool_size=32, eval_every=0, checkpoint_every=0,
                          warmup=1)

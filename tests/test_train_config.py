@@ -11,21 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmdiff_lab import pretrained
-from mmdiff_lab.clip import ClipTrainConfig
-from mmdiff_lab.metrics.judge import JudgeTrainConfig
-from mmdiff_lab.prior import PriorTrainConfig
-from mmdiff_lab.t2i import T2ITrainConfig
-from mmdiff_lab.training import BOUNDS, ConfigError, TrainConfig, fit
+from mmdiff_lab.training.clip import ClipTrainConfig
+from mmdiff_lab.training.judge import JudgeTrainConfig
+from mmdiff_lab.training.loop import BOUNDS, ConfigError, TrainConfig, fit
+from mmdiff_lab.training.prior import PriorTrainConfig
+from mmdiff_lab.training.t2i import T2ITrainConfig
 
 CONFIGS = (TrainConfig, ClipTrainConfig, PriorTrainConfig, T2ITrainConfig, JudgeTrainConfig)
 NAN, INF = float("nan"), float("inf")
 
 BAD = [
-    (TrainConfig, "steps", 0, "TrainConfig.steps must be a whole number >= 1, got 0"),
-    (TrainConfig, "steps", -3, "TrainConfig.steps must be a whole number >= 1, got -3"),
-    (TrainConfig, "steps", 2.5, "TrainConfig.steps must be a whole number >= 1, got 2.5"),
-    (TrainConfig, "steps", True, "TrainConfig.steps must be a whole number >= 1, got True"),
-    (TrainConfig, "steps", "100", "TrainConfig.steps must be a whole number >= 1, got '100'"),
+    (TrainConfig, "steps", 0, "TrainConfig.steps must be a whole number in [1, 1000000000], got 0"),
+    (TrainConfig, "steps", -3, "TrainConfig.steps must be a whole number in [1, 1000000000], got -3"),
+    (TrainConfig, "steps", 2.5, "TrainConfig.steps must be a whole number in [1, 1000000000], got 2.5"),
+    (TrainConfig, "steps", True, "TrainConfig.steps must be a whole number in [1, 1000000000], got True"),
+    (TrainConfig, "steps", "100", "TrainConfig.steps must be a whole number in [1, 1000000000], got '100'"),
     (TrainConfig, "batch_size", -1, "TrainConfig.batch_size must be a whole number >= 1, got -1"),
     (TrainConfig, "lr", 0.0, "TrainConfig.lr must be a finite number > 0, got 0.0"),
     (TrainConfig, "lr", NAN, "TrainConfig.lr must be a finite number > 0, got nan"),
@@ -66,7 +66,7 @@ BAD = [
     (T2ITrainConfig, "ema_decay", 1.0, "T2ITrainConfig.ema_decay must be a finite number in [0, 1) (1 would never "
                                        "move the average), got 1.0"),
     (T2ITrainConfig, "preset", "medium", "T2ITrainConfig.preset must be one of tiny, lab, got 'medium'"),
-    (JudgeTrainConfig, "steps", 0, "JudgeTrainConfig.steps must be a whole number >= 1, got 0"),
+    (JudgeTrainConfig, "steps", 0, "JudgeTrainConfig.steps must be a whole number in [1, 1000000000], got 0"),
     (JudgeTrainConfig, "lr", -2e-3, "JudgeTrainConfig.lr must be a finite number > 0, got -0.002"),
     (JudgeTrainConfig, "noise", NAN, "JudgeTrainConfig.noise must be a finite number >= 0, got nan"),
     (JudgeTrainConfig, "width", 0, "JudgeTrainConfig.width must be a whole number >= 1, got 0"),
@@ -134,7 +134,7 @@ def test_any_learning_rate_is_taken_only_when_finite_and_positive(lr):
 @settings(max_examples=200, deadline=None)
 @given(steps=st.integers(-(2**40), 2**40), seed=st.integers(-(2**40), 2**40))
 def test_any_whole_number_of_steps_and_seed(steps, seed):
-    ok = steps >= 1 and 0 <= seed <= 2**32 - 1
+    ok = 1 <= steps <= 10**9 and 0 <= seed <= 2**32 - 1
     try:
         cfg = ClipTrainConfig(steps=steps, seed=seed)
         assert ok and (cfg.steps, cfg.seed) == (steps, seed)
@@ -149,6 +149,6 @@ def test_fit_checks_a_config_changed_after_it_was_made(tmp_path):
     cfg = TrainConfig(steps=2, warmup=1, eval_every=0)
     cfg.steps = 0
     model = torch.nn.Linear(1, 1)
-    with pytest.raises(ConfigError, match=r"^TrainConfig.steps must be a whole number >= 1, got 0"):
+    with pytest.raises(ConfigError, match=r"^TrainConfig.steps must be a whole number in \[1, 1000000000\], got 0"):
         fit(model, lambda step, rank: (torch.ones(1, 1),), lambda m, d: m(d[0]).sum(), cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()

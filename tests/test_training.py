@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from mmdiff_lab import cli, pretrained
-from mmdiff_lab.checkpoint import CheckpointError, latest_state, load_state, save_state
-from mmdiff_lab.clip import make_pool, world_tokenizer
 from mmdiff_lab.data import ShapesWorld
-from mmdiff_lab.encoders import DualEncoder, clip_loss
-from mmdiff_lab.training import TrainConfig, fit, lr_factor, write_run_record
+from mmdiff_lab.data.pairs import make_pool, world_tokenizer
+from mmdiff_lab.models.encoders import DualEncoder, clip_loss
+from mmdiff_lab.training.checkpoint import CheckpointError, latest_state, load_state, save_state
+from mmdiff_lab.training.loop import TrainConfig, fit, lr_factor, write_run_record
 
 
 def _setup():
@@ -82,6 +82,29 @@ def test_interrupted_run_resumes_exactly(tmp_path, capsys):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
 
 
+def test_a_flat_state_of_an_earlier_version_resumes_and_is_kept(tmp_path, capsys):
+    """Runs saved before step-numbered folders keep their state in out/state itself: --resume reads it, and the
+    saves that follow go to step folders beside it, deleting none of its files."""
+    cfg = TrainConfig(steps=6, warmup=2, checkpoint_every=2, eval_every=0, lr=1e-3)
+    straight, batch, loss = _setup()
+    fit(straight, batch, loss, cfg, tmp_path / "straight")
+    first, _, _ = _setup()
+    fit(first, batch, loss, TrainConfig(steps=6, warmup=2, checkpoint_every=2, eval_every=0, lr=1e-3), tmp_path / "run")
+    state = tmp_path / "run/state"
+    for p in (state / "step-000006").iterdir():  # the newest state, laid out flat as earlier versions did
+        p.rename(state / p.name)
+    (state / "step-000006").rmdir()
+    info = json.loads((state / "state.json").read_text())
+    info["step"], info["history"] = 4, info["history"][:4]  # as if killed after the save at step 4 ...
+    (state / "state.json").write_text(json.dumps(info))
+    assert latest_state(state) == state
+    resumed, _, _ = _setup()  # ... it resumes there (weights of step 6: only the bookkeeping is step 4's)
+    history = fit(resumed, batch, loss, cfg, tmp_path / "run", resume=True)
+    assert "resuming from step 4 (" in capsys.readouterr().out and [h["step"] for h in history] == [1, 2, 3, 4, 5, 6]
+    assert latest_state(state) == state / "step-000006"
+    assert {"state.json", "model.safetensors", "optimizer.safetensors"} <= {p.name for p in state.iterdir()}
+
+
 def test_state_files_are_safetensors_and_errors_name_them(tmp_path):
     model, _, _ = _setup()
     opt = torch.optim.AdamW(model.parameters())
@@ -127,7 +150,7 @@ def test_plot_history_leaves_the_matplotlib_backend_alone(tmp_path):
 
     code = ("import matplotlib, pathlib\n"
             "matplotlib.use('svg')\n"
-            "import mmdiff_lab, mmdiff_lab.cli, mmdiff_lab.training as t\n"
+            "import mmdiff_lab, mmdiff_lab.cli, mmdiff_lab.training.loop as t\n"
             "t.plot_history([{'step': 1, 'loss': 1.0, 'lr': 0.1, 'seconds': 0.1},"
             " {'step': 2, 'loss': 0.5, 'lr': 0.1, 'seconds': 0.2, 'recall': 0.5}],"
             f" pathlib.Path({str(tmp_path / 'loss.png')!r}))\n"
@@ -141,10 +164,10 @@ def test_plot_history_leaves_the_matplotlib_backend_alone(tmp_path):
 
 
 def _config_of(name: str):
-    from mmdiff_lab.clip import ClipTrainConfig
-    from mmdiff_lab.metrics.judge import JudgeTrainConfig
-    from mmdiff_lab.prior import PriorTrainConfig
-    from mmdiff_lab.t2i import T2ITrainConfig
+    from mmdiff_lab.training.clip import ClipTrainConfig
+    from mmdiff_lab.training.judge import JudgeTrainConfig
+    from mmdiff_lab.training.prior import PriorTrainConfig
+    from mmdiff_lab.training.t2i import T2ITrainConfig
 
     return {"clip": ClipTrainConfig, "prior": PriorTrainConfig, "t2i": T2ITrainConfig,
             "judge": JudgeTrainConfig}[name.split("-")[0]]

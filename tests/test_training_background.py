@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from mmdiff_lab.encoders import DualEncoder
-from mmdiff_lab.training_background import BackgroundTraining
+from mmdiff_lab.models.encoders import DualEncoder
+from mmdiff_lab.training.background import BackgroundTraining
 
 
 def test_an_unknown_model_is_refused_before_anything_starts(tmp_path):

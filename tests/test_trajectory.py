@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from mmdiff_lab.trajectory import Trajectory
+from mmdiff_lab.pipelines.trajectory import Trajectory
 
 
 def _trajectory(steps=4):

@@ -36,6 +36,7 @@ class EmbeddingAlignmentExplorer(W.VBox):
                               (self.query, "query"), (self.show_prior, "show_prior"), (self.image_index, "image_index")]:
             bind(s, name, control)
         dlink((s, "checkpoint"), (self.checkpoint_label, "value"), lambda k: s.labels[k])
+        dlink((s, "count"), (self.checkpoint, "max"), lambda n: n - 1)  # a live run adds checkpoints
         dlink((s, "prior_note"), (self.prior_note, "value"), lambda text: f"<small><i>{text}</i></small>" if text else "")
 
         self.map, shown_map = picture(s, "map_png", "no map yet")

@@ -23,13 +23,14 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from traitlets import Bool, Bytes, Enum, Int, List, Unicode, observe, validate
 
-from mmdiff_lab.clip import PairPool, embed_images, embed_texts
 from mmdiff_lab.data import parse
+from mmdiff_lab.data.pairs import PairPool
 from mmdiff_lab.data.shapes import COLOURS, HELDOUT_PAIRS, UNSAID_GREY
 from mmdiff_lab.metrics import alignment, modality_gap, uniformity
+from mmdiff_lab.metrics.shared_space import embed_images, embed_texts
+from mmdiff_lab.pipelines.trajectory import Trajectory
 from mmdiff_lab.projection import Projection
 from mmdiff_lab.text import Tokenizer
-from mmdiff_lab.trajectory import Trajectory
 
 from .feedback import Feedback, in_range
 from .plots import figure_png, labelled_strip, png
@@ -90,6 +91,7 @@ class EmbeddingAlignment(Feedback):
     """
 
     checkpoint = Int(0, help="which checkpoint is shown")
+    count = Int(1, help="how many checkpoints there are (add_checkpoint adds one)")
     colour_by = Unicode("modality")
     method = Enum(("umap", "pca"), default_value="umap")
     query = Unicode("", help="a caption to rank images by")
@@ -113,7 +115,8 @@ class EmbeddingAlignment(Feedback):
             raise ValueError("give at least one checkpoint")
         if len(labels) != len(checkpoints):
             raise ValueError(f"give one label per checkpoint: {len(labels)} labels for {len(checkpoints)} checkpoints")
-        self.models, self.labels, self.tokenizer, self.pool = checkpoints, labels, tokenizer, pool
+        self.models, self.labels = list(checkpoints), list(labels)  # copies: add_checkpoint grows these alone
+        self.tokenizer, self.pool = tokenizer, pool
         self.attributes = {"modality": ["image"] * len(pool) + ["caption"] * len(pool)}
         for name, values in (attributes or {}).items():
             if len(values) != len(pool):
@@ -129,10 +132,23 @@ class EmbeddingAlignment(Feedback):
         if prior is None:
             kwargs["show_prior"] = False
         super().__init__(**kwargs)
+        self.count = len(checkpoints)
         self.colour_options = list(self.attributes)
         self.pool_note = pool_name or describe_pool(pool.captions)
         self._ready = True
         self.refresh()
+
+    def add_checkpoint(self, model, label: str) -> None:
+        """Add ``model`` as the newest checkpoint (a run still training writes one more); the view moves to it
+        when it showed the newest one, so a student who went back to an older one stays there."""
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"a checkpoint's label is a non-empty string, got {label!r}")
+        following = self.checkpoint == len(self.models) - 1
+        self.models.append(model)
+        self.labels.append(label)
+        self.count = len(self.models)
+        if following:
+            self.checkpoint = len(self.models) - 1
 
     # -- validation: a refused value keeps the last good one --------------------------------
 

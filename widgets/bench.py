@@ -57,8 +57,9 @@ def _shapes_space(n_pairs: int):
     import torch
 
     from mmdiff_lab import pretrained
-    from mmdiff_lab.clip import heldout_pool, load_clip
-    from mmdiff_lab.encoders import DualEncoder
+    from mmdiff_lab.data.pairs import heldout_pool
+    from mmdiff_lab.loading import load_clip
+    from mmdiff_lab.models.encoders import DualEncoder
 
     trained, tok = load_clip(pretrained.path("clip-shapes"))
     torch.manual_seed(0)
@@ -70,7 +71,7 @@ def umap(n_pairs: int = 1000) -> list[Figure]:
     """UMAP of 2 x n_pairs embeddings (images and captions), after a first call that compiles numba code."""
     import torch
 
-    from mmdiff_lab.clip import embed_images, embed_texts
+    from mmdiff_lab.metrics.shared_space import embed_images, embed_texts
     from mmdiff_lab.projection import Projection
 
     (_, model), _, pool = _shapes_space(n_pairs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipywidgets as W
 from traitlets import dlink
 
-from mmdiff_lab.pipeline import SCHEDULERS
+from mmdiff_lab.pipelines.samplers import SCHEDULERS
 
 from .controls import STYLE, bind, feedback_lines, picture
 from .denoising_logic import MAX_STEPS, SEED_MAX, DenoisingStepping

@@ -21,7 +21,8 @@ import torch
 from traitlets import Bytes, Enum, Float, Int, Unicode, observe, validate
 
 from mmdiff_lab.data.base import tensor_to_image
-from mmdiff_lab.pipeline import SCHEDULERS, TrajectoryRecorder
+from mmdiff_lab.pipelines.samplers import SCHEDULERS
+from mmdiff_lab.pipelines.trajectory import TrajectoryRecorder
 
 from .feedback import Feedback, in_range
 from .plots import labelled_strip, png, signed_to_uint8
@@ -98,7 +99,7 @@ class DenoisingStepping(Feedback):
 
     def __init__(self, pipeline=None, **kwargs):
         if pipeline is None:
-            from mmdiff_lab.pipeline import load_pipeline
+            from mmdiff_lab.pipelines.text_to_image import load_pipeline
 
             pipeline = load_pipeline("t2i-shapes")
         defaults = pipeline_defaults(pipeline)

@@ -9,8 +9,8 @@ import time
 
 import ipywidgets as W
 
-from mmdiff_lab.encoders import DualEncoder
 from mmdiff_lab.loading import load_model
+from mmdiff_lab.models.encoders import DualEncoder
 
 from .alignment import EmbeddingAlignmentExplorer
 from .alignment_logic import EmbeddingAlignment
@@ -59,18 +59,9 @@ class LiveAlignmentExplorer(W.VBox):
                 model = self.load(folder).eval()
             except Exception as e:  # noqa: BLE001 - still being written: the next look retries it
                 return f"{folder.name}: {type(e).__name__}: {e}"
-            self._add(model, f"step {int(folder.name.split('-')[1])}")
+            self.state.add_checkpoint(model, f"step {int(folder.name.split('-')[1])}")
             self.added.append(folder.name)
         return None
-
-    def _add(self, model, label: str) -> None:
-        s = self.state
-        following = s.checkpoint == len(s.models) - 1
-        s.models.append(model)
-        s.labels.append(label)
-        self.explorer.checkpoint.max = len(s.models) - 1
-        if following:
-            s.checkpoint = len(s.models) - 1
 
     def _show(self, ended: bool, failed: str | None) -> None:
         shown = f"{len(self.added)} snapshot{'s' * (len(self.added) != 1)} on the slider"

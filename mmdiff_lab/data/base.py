@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from torch import Tensor
 
 if TYPE_CHECKING:
     from .shapes import Scene
@@ -145,3 +146,16 @@ def load_image(source: str | Path | bytes, size: int = 32, name: str | None = No
     img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
     img = img.resize((size, size), Image.Resampling.BICUBIC if s < size else Image.Resampling.LANCZOS)
     return np.asarray(img, dtype=np.uint8)
+
+
+def save_grid(images: Tensor, path: Path, columns: int = 8) -> None:
+    """(N, 3, S, S) in [-1, 1] -> one PNG grid, upscaled 2x."""
+    from PIL import Image
+
+
+    tiles = [tensor_to_image(im) for im in images]
+    rows = [np.concatenate(tiles[i : i + columns], axis=1) for i in range(0, len(tiles), columns)]
+    rows[-1] = np.pad(rows[-1], ((0, 0), (0, rows[0].shape[1] - rows[-1].shape[1]), (0, 0)))
+    grid = np.concatenate(rows, axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..encoders import clip_loss
 from ..metrics import modality_gap, recall_at_k
+from ..models.encoders import clip_loss
 from . import NotYet, call, exercise, need_function, need_number
 
 

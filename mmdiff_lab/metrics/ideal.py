@@ -15,10 +15,14 @@ from __future__ import annotations
 import itertools
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..data.base import image_to_tensor
 from ..data.shapes import JITTER, Scene, render
+from ..pipelines.text_to_image import TextToImagePipeline
+from ..schedules import q_sample
+from .faithfulness import heldout_scenes
 
 _OFFSETS = tuple(itertools.product(range(-JITTER, JITTER + 1), repeat=2))  # (dx, dy) of one object
 
@@ -43,3 +47,28 @@ def ideal_x0(x_t: Tensor, alpha_bar_t: float | Tensor, candidates: Tensor) -> Te
     sq_dist = (x_t[:, None] - ab.sqrt() * candidates).flatten(2).square().sum(-1)  # (B, K)
     w = torch.softmax(-sq_dist / (2 * (1 - ab)), dim=1)  # (B, K) posterior of each candidate
     return torch.einsum("bk,bkchw->bchw", w, candidates)
+
+
+@torch.no_grad()
+def x0_error_vs_ideal(pipe: TextToImagePipeline, timesteps=(300, 500, 700, 900), n: int = 64,
+                      seed: int = 0) -> dict[int, tuple[float, float]]:
+    """{t: (model's x_0 mean squared error, the ideal denoiser's)} on n held-out one-object scenes noised to t.
+
+    The model's guess is clipped to [-1, 1], as the samplers use it; see ``metrics.ideal`` for the ideal one.
+    """
+
+    prompts, scenes = heldout_scenes(1, n)
+    candidates = torch.stack([renders(s) for s in scenes])  # (n, 9, 3, S, S); the true x_0 is one of them
+    g = torch.Generator().manual_seed(seed)
+    x0 = candidates[torch.arange(n), torch.randint(candidates.shape[1], (n,), generator=g)]  # (n, 3, S, S)
+    noise = {t: torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed * 1000 + t)) for t in timesteps}
+    candidates, x0 = candidates.to(pipe.device), x0.to(pipe.device)
+    states, mask = pipe.encode_prompt(prompts)
+    alpha_bar, errors = pipe.scheduler.alphas_cumprod.to(pipe.device), {}
+    for t in timesteps:
+        x_t = q_sample(x0, t, alpha_bar, noise[t].to(pipe.device))
+        out = pipe.denoiser(x_t, torch.full((n,), t, device=pipe.device), encoder_hidden_states=states,
+                            encoder_attention_mask=mask).sample
+        guess = pipe.x0_eps(x_t, out, t)[0].clamp(-1, 1)
+        errors[t] = (F.mse_loss(guess, x0).item(), F.mse_loss(ideal_x0(x_t, alpha_bar[t], candidates), x0).item())
+    return errors

@@ -71,6 +71,28 @@ def _finish_interrupted_swap(target: Path, old: Path, new: Path) -> None:
     shutil.rmtree(new, ignore_errors=True)
 
 
+#: What a shipped name's prefix promises (the loaders and labs find models by it): the class its folder holds.
+KINDS = {"clip-": "DualEncoder", "prior-": "EmbeddingPrior", "judge-": "Judge", "t2i-": "TextToImagePipeline"}
+
+
+def run_kind(run: Path) -> str | None:
+    """The class a run folder holds, read from its model_index.json or config.json (None when unreadable)."""
+    for file in ("model_index.json", "config.json"):
+        try:
+            return json.loads((run / file).read_text()).get("_class_name")
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def check_kind(run: Path, name: str) -> None:
+    """A ValueError when ``name``'s prefix promises another kind of model than ``run`` holds."""
+    for prefix, kind in KINDS.items():
+        if name.startswith(prefix) and (found := run_kind(run)) != kind:
+            raise ValueError(f"{run}: holds a {found or 'model of unknown kind'}, but a name starting with "
+                             f"{prefix!r} is for a {kind}; ship it under a name that says what it is")
+
+
 def ship(run: str | Path, name: str, guidance_scale: float | None = None) -> Path:
     """Copy a finished training run's weights, config, tokenizer and figures into the package as ``name``.
 
@@ -82,7 +104,7 @@ def ship(run: str | Path, name: str, guidance_scale: float | None = None) -> Pat
     check_name(name)
     run = Path(run)
     if guidance_scale is not None:
-        from ..samplers import check_guidance_scale
+        from ..pipelines.samplers import check_guidance_scale
 
         guidance_scale = check_guidance_scale(guidance_scale, "--guidance")
         if not (run / "model_index.json").is_file():
@@ -92,6 +114,7 @@ def ship(run: str | Path, name: str, guidance_scale: float | None = None) -> Pat
                          "them; ship from the training run's own folder, e.g. runs/clip-shapes")
     if not run.is_dir() or not _is_checkpoint(run):
         raise FileNotFoundError(f"{run}: not a finished training run (no config.json or model_index.json)")
+    check_kind(run, name)
     target, new, old = ROOT / name, ROOT / f".{name}.new", ROOT / f".{name}.old"
     _finish_interrupted_swap(target, old, new)
     if target.exists() and not (target.is_dir() and not target.is_symlink() and _is_checkpoint(target)):

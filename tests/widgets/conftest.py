@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from mmdiff_lab.clip import heldout_pool, world_tokenizer
 from mmdiff_lab.data import ShapesWorld
-from mmdiff_lab.encoders import DualEncoder
-from mmdiff_lab.prior import EmbeddingPrior
+from mmdiff_lab.data.pairs import heldout_pool, world_tokenizer
+from mmdiff_lab.models.encoders import DualEncoder
+from mmdiff_lab.models.prior import EmbeddingPrior
 
 
 @pytest.fixture(scope="session")

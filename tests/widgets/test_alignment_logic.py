@@ -33,6 +33,18 @@ def test_starts_on_the_last_checkpoint_with_pictures(state):
     assert state.colour_options == ["modality", "colour"]
 
 
+def test_a_checkpoint_added_later_is_followed_only_from_the_newest(parts, state):
+    models = parts[0]
+    state.add_checkpoint(models[0], "d")
+    assert (state.count, state.checkpoint, state.labels[-1]) == (4, 3, "d")  # was on the newest: follows
+    state.checkpoint = 1
+    state.add_checkpoint(models[1], "e")
+    assert (state.count, state.checkpoint) == (5, 1) and state.error == ""  # went back: stays
+    assert len(models) == 3  # the caller's list is not grown
+    with pytest.raises(ValueError, match="label"):
+        state.add_checkpoint(models[0], "")
+
+
 def test_slider_reuses_cached_spaces(state, monkeypatch):
     state.checkpoint = 0
     first = state.map_png

@@ -72,10 +72,20 @@ def state_folders(root: str | Path) -> list[tuple[int, Path]]:
     return sorted((step, p) for step, p in found if (p / "state.json").is_file())
 
 
+#: The files of a state saved flat in out/state itself, as versions before step-numbered folders did.
+FLAT_STATE = ("state.json", "model.safetensors", "optimizer.safetensors")
+
+
 def latest_state(root: str | Path) -> Path | None:
-    """The newest complete training state under ``root`` (out/state), or None when none was saved."""
+    """The newest complete training state under ``root`` (out/state), or None when none was saved.
+
+    A run saved by an earlier version keeps its state flat in ``root``: that is read too (and never deleted by
+    later saves, which go to step folders beside it and win from then on)."""
     found = state_folders(root)
-    return found[-1][1] if found else None
+    if found:
+        return found[-1][1]
+    root = Path(root)
+    return root if all((root / name).is_file() for name in FLAT_STATE) else None
 
 
 def save_state(root: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,

@@ -9,12 +9,12 @@ to the textbook one:
 - classifier-free guidance (Ho & Salimans, 2022): eps = eps_u + w (eps_c - eps_u);
 - a guidance interval (Kynkaanniemi et al., 2024): guidance only where t / T lies in [lo, hi];
 - stages: switch prompt, guidance or sampler at a chosen step, and start from a given x_t (branching);
-- weighted prompts (``mmdiff_lab.prompts``): "(red:1.5)" scales that word's token state; a dict {prompt: weight}
+- weighted prompts (``prompts.py``): "(red:1.5)" scales that word's token state; a dict {prompt: weight}
   sums several prompts' guidance directions (composable diffusion, Liu et al., 2022);
 - ``callback_on_step_end`` hands every step's x_t, predicted x_0, predicted noise and guidance difference to a
   recorder (``TrajectoryRecorder``), which is how widgets and probes see a run without editing this loop.
 
-Every sampler is a diffusers scheduler (``mmdiff_lab.samplers``); x_t is handed around, to the callback too, in
+Every sampler is a diffusers scheduler (``samplers.py``); x_t is handed around, to the callback too, in
 the variance-preserving form x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps, converted to and from each
 scheduler's own form (Euler and Heun work on x_0 + sigma eps) with ``scale_model_input``. A pipeline folder keeps
 its recommended settings (``pipe.defaults``), which every argument left at None takes.
@@ -33,25 +33,20 @@ from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
-from .data.base import tensor_to_image
-from .denoiser import TextToImageDenoiser, text_context  # noqa: F401  (diffusers loads components from imported modules)
-from .encoders import DualEncoder  # noqa: F401
+from ..data.base import tensor_to_image
+from ..models.denoiser import TextToImageDenoiser, text_context
+from ..text import Tokenizer
 from .prompts import Condition, Stage, parse_weights
-from .samplers import (  # noqa: F401  (re-exported: widgets, notebooks and tests import them from here)
-    SCHEDULERS,
+from .samplers import (
     SamplingDefaults,
-    check_guidance,
     check_guidance_interval,
     check_guidance_scale,
     check_sampler,
     check_steps,
     make_scheduler,
     sched_name,
-    training_scheduler,
     vp_factor,
 )
-from .text import Tokenizer
-from .trajectory import TrajectoryRecorder  # noqa: F401  (re-exported)
 
 #: Most images one call makes (prompts x num_images_per_prompt): memory grows with the batch; call again for more.
 MAX_IMAGES = 256
@@ -146,7 +141,7 @@ class TextToImagePipeline(DiffusionPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> TextToImagePipeline:
         """A pipeline folder or shipped name; each model read by loading.load_model (safetensors only, float32),
         a shared one from the shipped folder its pointer names. Other keywords go to diffusers."""
-        from . import loading
+        from .. import loading
 
         if not kwargs.pop("use_safetensors", True):
             raise ValueError("use_safetensors=False would read pickles; this library reads safetensors only")
@@ -529,8 +524,8 @@ class TextToImagePipeline(DiffusionPipeline):
 
 def load_pipeline(path: str | Path) -> TextToImagePipeline:
     """A saved pipeline folder, or the name of a shipped one ("t2i-shapes"); errors name the file."""
-    from .checkpoint import CheckpointError
-    from .loading import resolve
+    from ..loading import resolve
+    from ..training.checkpoint import CheckpointError
 
     folder = resolve(path)
     if not (folder / "model_index.json").is_file():

@@ -112,7 +112,7 @@ class ConfigError(ValueError):
 #: The settings every trainer shares (each model's config adds its own, or narrows these, in its ``bounds``).
 #: The CLI's options read their ranges from here too, through the configs.
 BOUNDS: dict[str, Bound] = {
-    "steps": Bound(1, whole=True),  # no upper bound: a time budget runs with steps=10**9 as a mere bound
+    "steps": Bound(1, 10**9, whole=True),  # 10**9: years on any machine; a time budget uses it as a mere bound
     "batch_size": Bound(1, whole=True),
     "lr": Bound(0, open_low=True),
     "weight_decay": Bound(0),

@@ -23,13 +23,17 @@ from accelerate import PartialState
 from diffusers.training_utils import EMAModel
 from torch import Tensor
 
-from . import pretrained
-from .clip import HELDOUT_SEED, load_clip, make_pool, training_examples
-from .data import ShapesWorld
-from .denoiser import BACKBONES, PRESETS, make_denoiser, text_context
-from .pipeline import TextToImagePipeline, training_scheduler
-from .schedules import q_sample
-from .training import BOUNDS, Bound, ConfigError, OneOf, TrainConfig, WorldName, fit, write_run_record
+from .. import pretrained
+from ..data import ShapesWorld
+from ..data.base import save_grid
+from ..data.pairs import HELDOUT_SEED, make_pool, training_examples
+from ..loading import load_clip
+from ..metrics.faithfulness import generate, shapes_faithfulness
+from ..models.denoiser import BACKBONES, PRESETS, make_denoiser, text_context
+from ..pipelines.samplers import training_scheduler
+from ..pipelines.text_to_image import TextToImagePipeline
+from ..schedules import q_sample
+from .loop import BOUNDS, Bound, ConfigError, OneOf, TrainConfig, WorldName, fit, write_run_record
 
 
 @dataclass
@@ -95,89 +99,11 @@ def watch_prompts(world: str, n: int = 8) -> list[str]:
         pairs = ShapesWorld(seed=HELDOUT_SEED, split="heldout", n_objects=2, size=n)
         return [singles[i].caption for i in range(n)] + [pairs[i].caption for i in range(n)]
     if world == "digits":
-        from .data import Digits
+        from ..data import Digits
 
         test = Digits(split="test")
         return [test[i].caption for i in range(2 * n)]
     return []
-
-
-def heldout_scenes(n_objects: int, n: int, seed: int = HELDOUT_SEED) -> tuple[list[str], list]:
-    """Captions and scenes of the ShapesWorld held-out split: every scene has a colour-shape pair never trained on."""
-    w = ShapesWorld(seed=seed, split="heldout", n_objects=n_objects, size=n)
-    examples = [w[i] for i in range(n)]
-    return [e.caption for e in examples], [e.scene for e in examples]
-
-
-@torch.no_grad()
-def generate(pipe: TextToImagePipeline, prompts: list[str], steps: int | None = None,
-             guidance_scale: float | None = None, sampler: str | None = None, seed: int = 0,
-             batch_size: int = 64) -> Tensor:
-    """Images (N, 3, S, S) in [-1, 1] for many prompts, in batches; image i depends only on (seed, i).
-    A setting left None is the pipeline's own (``pipe.defaults``)."""
-    out = []
-    for i in range(0, len(prompts), batch_size):
-        chunk = prompts[i : i + batch_size]
-        g = torch.Generator().manual_seed(seed * 1_000_003 + i)
-        out.append(pipe(chunk, num_inference_steps=steps, guidance_scale=guidance_scale, sampler=sampler,
-                        generator=g, output_type="pt").images)
-    return torch.cat(out)
-
-
-def shapes_faithfulness(pipe: TextToImagePipeline, judge, n: int = 200, steps: int | None = None,
-                        guidance_scale: float | None = None, sampler: str | None = None,
-                        seed: int = 0, prompt_seed: int = HELDOUT_SEED) -> dict[str, float]:
-    """GenEval-style scores on n held-out single-object and n two-object prompts, at the pipeline's own settings
-    unless given. ``prompt_seed``: the ShapesWorld seed the prompts are drawn with (the validation prompts' to
-    choose a setting, the default for a figure)."""
-    from .metrics.judge import faithfulness
-
-    figures = {}
-    for n_objects in (1, 2):
-        prompts, scenes = heldout_scenes(n_objects, n, prompt_seed)
-        images = generate(pipe, prompts, steps, guidance_scale, sampler, seed + n_objects)
-        figures.update(faithfulness(judge, scenes, images))
-    return figures
-
-
-@torch.no_grad()
-def x0_error_vs_ideal(pipe: TextToImagePipeline, timesteps=(300, 500, 700, 900), n: int = 64,
-                      seed: int = 0) -> dict[int, tuple[float, float]]:
-    """{t: (model's x_0 mean squared error, the ideal denoiser's)} on n held-out one-object scenes noised to t.
-
-    The model's guess is clipped to [-1, 1], as the samplers use it; see ``metrics.ideal`` for the ideal one.
-    """
-    from .metrics.ideal import ideal_x0, renders
-
-    prompts, scenes = heldout_scenes(1, n)
-    candidates = torch.stack([renders(s) for s in scenes])  # (n, 9, 3, S, S); the true x_0 is one of them
-    g = torch.Generator().manual_seed(seed)
-    x0 = candidates[torch.arange(n), torch.randint(candidates.shape[1], (n,), generator=g)]  # (n, 3, S, S)
-    noise = {t: torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed * 1000 + t)) for t in timesteps}
-    candidates, x0 = candidates.to(pipe.device), x0.to(pipe.device)
-    states, mask = pipe.encode_prompt(prompts)
-    alpha_bar, errors = pipe.scheduler.alphas_cumprod.to(pipe.device), {}
-    for t in timesteps:
-        x_t = q_sample(x0, t, alpha_bar, noise[t].to(pipe.device))
-        out = pipe.denoiser(x_t, torch.full((n,), t, device=pipe.device), encoder_hidden_states=states,
-                            encoder_attention_mask=mask).sample
-        guess = pipe.x0_eps(x_t, out, t)[0].clamp(-1, 1)
-        errors[t] = (F.mse_loss(guess, x0).item(), F.mse_loss(ideal_x0(x_t, alpha_bar[t], candidates), x0).item())
-    return errors
-
-
-def save_grid(images: Tensor, path: Path, columns: int = 8) -> None:
-    """(N, 3, S, S) in [-1, 1] -> one PNG grid, upscaled 2x."""
-    from PIL import Image
-
-    from .data.base import tensor_to_image
-
-    tiles = [tensor_to_image(im) for im in images]
-    rows = [np.concatenate(tiles[i : i + columns], axis=1) for i in range(0, len(tiles), columns)]
-    rows[-1] = np.pad(rows[-1], ((0, 0), (0, rows[0].shape[1] - rows[-1].shape[1]), (0, 0)))
-    grid = np.concatenate(rows, axis=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
 
 
 def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=None) -> tuple[TextToImagePipeline, list[dict]]:
@@ -226,7 +152,7 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
     prompts = watch_prompts(cfg.world)
 
     def pipeline_with_ema(m) -> TextToImagePipeline:
-        from .samplers import SamplingDefaults
+        from ..pipelines.samplers import SamplingDefaults
 
         shadow = make_denoiser(cfg.backbone, cfg.preset, clip_model.config.width, image_size)
         shadow.load_state_dict(m.state_dict())
