@@ -173,7 +173,9 @@ def _config_of(name: str):
             "judge": JudgeTrainConfig}[name.split("-")[0]]
 
 
-@pytest.mark.parametrize("name", ["judge-shapes", "t2i-shapes"])  # the two trained with every setting of today
+# t2i-shapes was trained with every setting of today (the shipped judge predates its trainer's move onto fit:
+# its record holds the one-cycle recipe it was trained with, and no history).
+@pytest.mark.parametrize("name", ["t2i-shapes"])
 def test_the_record_is_written_as_the_shipped_folders_hold_it(tmp_path, name):
     """Byte for byte: the shipped models were written by the trainers' own writers, which this one replaces."""
     shipped = pretrained.path(name)
@@ -185,7 +187,7 @@ def test_the_record_is_written_as_the_shipped_folders_hold_it(tmp_path, name):
     for file, want in text.items():
         assert (tmp_path / file).read_text() == want, file
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert written == sorted([*text, *(["loss.png"] if history else [])])  # the judge keeps no history
+    assert written == sorted([*text, *(["loss.png"] if history else [])])
     if history:
         assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
