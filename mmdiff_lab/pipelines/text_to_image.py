@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -71,6 +71,7 @@ class StageSettings:
     sampler: str
     cond: TextStates | None = None  # one row per (image, prompt term), in the order of ``conditions``
     uncond: TextStates | None = None  # the empty prompt, one row
+    rows: dict = field(default_factory=dict)  # the denoiser's text rows, built once per stage (``_rows``)
 
 
 def _prompts(prompt) -> list:
@@ -278,6 +279,7 @@ class TextToImagePipeline(DiffusionPipeline):
 
     def _encode(self, s: StageSettings) -> None:
         """Token states for every (image, term) row of ``_guided``, and the empty prompt's for guidance."""
+        s.rows = {}  # a stage made by dataclasses.replace would otherwise share the last stage's rows
         s.cond = TextStates(*self.encode_prompt([p for c in s.conditions for p, _ in c.terms]))
         s.uncond = TextStates(*self.encode_prompt([""]))
 
@@ -292,36 +294,51 @@ class TextToImagePipeline(DiffusionPipeline):
 
     # -- the model's output, guided --
 
+    def _rows(self, s: StageSettings, B: int, guide: bool) -> tuple:
+        """The text rows of one denoiser pass, built once per stage and guidance on or off: states (R, L, C),
+        mask (R, L), the image each row reads (R,), the terms' weights, how many rows are conditional, and whether
+        each image has one prompt of weight 1 (then the rows are the images and no sum is needed)."""
+        if guide not in s.rows:
+            rows = [(b, k) for b, c in enumerate(s.conditions) for k in range(len(c.terms))]
+            weights = [s.conditions[b].terms[k][1] for b, k in rows]
+            need_uncond = guide and s.guidance_scale != 1.0 or any(
+                abs(sum(w for _, w in c.terms) - 1.0) > 1e-6 for c in s.conditions)
+            states, mask = s.cond.states, s.cond.mask
+            image_of_row = [b for b, _ in rows]
+            if need_uncond:
+                states = torch.cat([states, s.uncond.states.expand(B, -1, -1)])
+                mask = torch.cat([mask, s.uncond.mask.expand(B, -1)])
+                image_of_row += range(B)
+            w = torch.tensor(weights, dtype=states.dtype, device=states.device)[:, None, None, None]
+            plain = len(rows) == B and all(wi == 1.0 for wi in weights)
+            s.rows[guide] = (states, mask, torch.tensor(image_of_row, device=states.device), w, len(rows),
+                             need_uncond, plain)
+        return s.rows[guide]
+
     def _guided(self, x_in: Tensor, t: Tensor, s: StageSettings, guide: bool) -> tuple[Tensor, Tensor]:
         """One denoiser pass for the whole batch: (guided model output, conditional-only output), each (B, C, S, S).
 
         Rows: every (image, prompt term), then one unconditional row per image when guidance needs it.
         """
         B = len(x_in)
-        rows = [(b, k) for b, c in enumerate(s.conditions) for k in range(len(c.terms))]
-        weights = [s.conditions[b].terms[k][1] for b, k in rows]
-        need_uncond = guide and s.guidance_scale != 1.0 or any(
-            abs(sum(w for _, w in c.terms) - 1.0) > 1e-6 for c in s.conditions)
-        states, mask = s.cond.states, s.cond.mask
-        image_of_row = [b for b, _ in rows]
-        if need_uncond:
-            states = torch.cat([states, s.uncond.states.expand(B, -1, -1)])
-            mask = torch.cat([mask, s.uncond.mask.expand(B, -1)])
-            image_of_row += range(B)
-        index = torch.tensor(image_of_row, device=x_in.device)
+        states, mask, index, w, n_cond, need_uncond, plain = self._rows(s, B, guide)
         if isinstance(self.denoiser, TextToImageDenoiser):  # reads each x_t once however many texts read it
             out = self.denoiser(x_in, t, encoder_hidden_states=states, encoder_attention_mask=mask,
                                 sample_index=index).sample
         else:
             out = self.denoiser(x_in[index], t, encoder_hidden_states=states, encoder_attention_mask=mask).sample
-        cond_rows, uncond = out[: len(rows)], out[len(rows) :] if need_uncond else None
-        w = torch.tensor(weights, dtype=out.dtype, device=out.device)[:, None, None, None]
-        index = index[: len(rows)]
-        cond = torch.zeros_like(x_in).index_add_(0, index, w * cond_rows)  # sum_k w_k out_k, (B, C, S, S)
+        cond_rows, uncond = out[:n_cond], out[n_cond:] if need_uncond else None
+        if plain:  # one prompt of weight 1 per image: the sums below would give these very numbers
+            cond = cond_rows
+        else:
+            cond = torch.zeros_like(x_in).index_add_(0, index[:n_cond], w * cond_rows)  # sum_k w_k out_k
         if uncond is None:
             return cond, cond
-        total_w = torch.zeros(B, dtype=out.dtype, device=out.device).index_add_(0, index, w.flatten())
-        direction = cond - total_w[:, None, None, None] * uncond  # sum_k w_k (out_k - out_u)
+        if plain:
+            direction = cond - uncond
+        else:
+            total_w = torch.zeros(B, dtype=out.dtype, device=out.device).index_add_(0, index[:n_cond], w.flatten())
+            direction = cond - total_w[:, None, None, None] * uncond  # sum_k w_k (out_k - out_u)
         scale = s.guidance_scale if guide else 1.0
         return uncond + scale * direction, uncond + direction
 
