@@ -184,7 +184,7 @@ def t2i() -> list[Figure]:
 
 #: The UNet anchor's learning rate in the race: its own, chosen by `t2i_race_lr_sweep` on validation prompts
 #: (docs/results.md); our denoiser keeps the rate it was tuned with (T2ITrainConfig.lr).
-RACE_UNET_LR = 1e-3
+RACE_UNET_LR = 3e-3
 RACE_LRS = (1e-4, 3e-4, 1e-3, 3e-3)  # a factor of ~3 apart, from the usual UNet rate up past our denoiser's
 
 
