@@ -79,7 +79,8 @@ class CrossAttentionProcessor:
         q, k, v = (attn.head_to_batch_dim(x) for x in (query, attn.to_k(context), attn.to_v(context)))
         probs = attn.get_attention_scores(q, k, attention_mask)  # (R*H, N, L), rows batch-major: r*H + h
         probs = self.recorder.on_probs(self.layer, probs.view(R, attn.heads, *probs.shape[1:]), conditional)
-        hidden_states = attn.batch_to_head_dim(torch.bmm(probs.flatten(0, 1), v))
+        hidden_states = attn.batch_to_head_dim(torch.bmm(probs.flatten(0, 1), v))  # o = A V, (R, N, H*d)
+        self.recorder.on_outputs(self.layer, hidden_states, attn.batch_to_head_dim(v), conditional)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))  # linear, dropout
         if four_d:
             hidden_states = hidden_states.transpose(-1, -2).reshape(R, C, h, w)
@@ -100,11 +101,14 @@ class AttentionRecorder:
         aggregate: keep only the sum over the kept steps (DAAM's aggregation, memory of one step), not each step.
         dtype: what each kept map is stored in (torch.float16 halves the memory; sums stay float32).
         edit: ``edit(call) -> probs`` returns the (R, H, N, L) probabilities to use instead (interventions).
+        outputs: also keep each layer's attention output o = A V (R, N, H*d), before its output projection, and
+            the values V (R, L, H*d) of the text tokens: the output space ConceptAttention reads maps from.
     """
 
     def __init__(self, model: nn.Module, steps: Iterable[int] | None = None, layers: Iterable[int | str] | None = None,
                  heads: str = "mean", rows: str = "conditional", aggregate: bool = False,
-                 dtype: torch.dtype = torch.float32, edit: Callable[[Call], Tensor] | None = None):
+                 dtype: torch.dtype = torch.float32, edit: Callable[[Call], Tensor] | None = None,
+                 outputs: bool = False):
         found = cross_attention_layers(model)
         if not found:
             raise ValueError(f"{type(model).__name__} has no cross-attention layers (diffusers Attention with "
@@ -116,6 +120,7 @@ class AttentionRecorder:
         if dtype not in (torch.float32, torch.float16, torch.bfloat16):
             raise ValueError(f"dtype must be a floating type (float32, float16, bfloat16), got {dtype}")
         self.model, self.heads, self.rows, self.aggregate, self.dtype, self.edit = model, heads, rows, aggregate, dtype, edit
+        self.keep_outputs = outputs
         self.layer_names = list(found)
         self._modules = list(found.values())
         self.kept_layers = self._layer_indices(layers)
@@ -124,6 +129,7 @@ class AttentionRecorder:
         self.maps: dict[tuple[int, int], Tensor] = {}  # (step, layer) -> (R, H, N, L)
         self.sums: dict[int, Tensor] = {}  # layer -> (R, H, N, L), summed over the kept steps
         self.counts: dict[int, int] = {}  # layer -> how many steps the sum holds
+        self.outputs: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}  # (step, layer) -> (o (R, N, D), V (R, L, D))
         self.fired: set[int] = set()  # layers that ran at least once
         self._depth, self._saved, self._hook = 0, [], None
 
@@ -195,7 +201,7 @@ class AttentionRecorder:
         step = len(self.timesteps) - 1
         if self.edit is not None:
             probs = self.edit(Call(layer, step, probs, conditional))
-        if layer in self.kept_layers and (self.kept_steps is None or step in self.kept_steps):
+        if self._keeps(layer, step):
             kept = probs.detach()
             if self.rows == "conditional":
                 kept = kept[conditional]
@@ -209,6 +215,17 @@ class AttentionRecorder:
             else:
                 self.maps[(step, layer)] = kept.to("cpu", self.dtype)
         return probs
+
+    def _keeps(self, layer: int, step: int) -> bool:
+        return layer in self.kept_layers and (self.kept_steps is None or step in self.kept_steps)
+
+    def on_outputs(self, layer: int, out: Tensor, values: Tensor, conditional: Tensor) -> None:
+        """Called by each hooked layer with o = A V (R, N, D) and the tokens' values V (R, L, D)."""
+        step = len(self.timesteps) - 1
+        if self.keep_outputs and self._keeps(layer, step):
+            if self.rows == "conditional":
+                out, values = out[conditional], values[conditional]
+            self.outputs[(step, layer)] = (out.detach().to("cpu", self.dtype), values.detach().to("cpu", self.dtype))
 
     # -- reading --
 
@@ -243,7 +260,8 @@ class AttentionRecorder:
 
     def nbytes(self) -> int:
         """Memory the kept maps take."""
-        return sum(t.numel() * t.element_size() for t in (*self.maps.values(), *self.sums.values()))
+        tensors = [*self.maps.values(), *self.sums.values(), *(t for pair in self.outputs.values() for t in pair)]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
 
 __all__ = ["AttentionRecorder", "Call", "CrossAttentionProcessor", "cross_attention_layers"]

@@ -1,0 +1,116 @@
+"""Maps per word from a recording, and the scores that read them against the true masks."""
+
+import pytest
+import torch
+
+from mmdiff_lab.metrics.localisation import binding, iou, locality, pointing, pointing_chance
+from mmdiff_lab.pipelines import load_pipeline
+from mmdiff_lab.probes.attention import AttentionRecorder
+from mmdiff_lab.probes.word_maps import attention_maps, on_image, output_space_maps, prompt_tokens
+from mmdiff_lab.text import UnknownWordError
+
+PROMPT = "a small red circle left of a large blue square"
+
+
+@pytest.fixture(scope="module")
+def run():
+    pipe = load_pipeline("t2i-shapes")
+    with AttentionRecorder(pipe.denoiser, heads="all", outputs=True) as rec:
+        image = pipe(PROMPT, num_inference_steps=6, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    return pipe, rec, image
+
+
+def test_tokens_show_the_words_and_the_special_positions_apart(run):
+    pipe = run[0]
+    tokens = prompt_tokens(pipe.tokenizer, PROMPT + ".")
+    assert [t.text for t in tokens[:3]] == ["<bos>", "a", "small"] and tokens[11].text == "<eos>"
+    assert [t.kind for t in tokens].count("word") == 10 and len(tokens) == pipe.tokenizer.max_length
+    assert all(t.kind == "pad" for t in tokens[12:]) and [t.index for t in tokens] == list(range(len(tokens)))
+    with pytest.raises(UnknownWordError, match="blu"):
+        prompt_tokens(pipe.tokenizer, "a blu square")
+
+
+def test_patches_go_back_on_their_grid_in_raster_order():
+    per_patch = torch.zeros(1, 4, 2)
+    per_patch[0, 1, 0] = 1.0  # patch (row 0, column 1) reads token 0
+    image = on_image(per_patch, 8)
+    assert image.shape == (1, 2, 8, 8) and image[0, 1].abs().max() == 0
+    assert image[0, 0, :4, 4:].mean() > 3 * image[0, 0, 4:, :4].mean() and image.min() >= 0
+    with pytest.raises(ValueError, match="5 patches do not form a square grid"):
+        on_image(torch.zeros(1, 5, 2), 8)
+
+
+def test_attention_maps_aggregate_like_daam_and_sum_to_the_steps(run):
+    pipe, rec, _ = run
+    tokens = prompt_tokens(pipe.tokenizer, PROMPT)
+    maps = attention_maps(rec, tokens)
+    assert maps.maps.shape == (1, len(tokens), 32, 32) and maps.method == "attention"
+    # Each step's probabilities sum to 1 over the tokens at every patch; bicubic upsampling nearly keeps that.
+    total = maps.maps.sum(1)
+    assert torch.allclose(total.mean(), torch.tensor(6.0), atol=0.05)
+    one = attention_maps(rec, tokens, steps=[2], layers=[1], heads=[0])
+    probs = rec.probs(2, 1)[:, 0]  # (R, N, L)
+    assert torch.allclose(one.maps, on_image(probs, 32))
+    word = maps.of("red")
+    assert word.shape == (32, 32) and torch.equal(word, maps.maps[0, 3])
+    normalised = attention_maps(rec, tokens, renormalise=True)
+    words = [t.index for t in tokens if t.kind == "word"]
+    assert torch.allclose(normalised.maps[0, words].sum(0), torch.ones(32, 32), atol=1e-4)
+    assert normalised.maps[0, 0].abs().max() == 0  # <bos> is taken out
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(steps=[9]), r"step\(s\) \[9\] not recorded; recorded steps: \[0, 1, 2, 3, 4, 5\]"),
+    (dict(layers=[12]), r"layer must be an index in \[0, 3\]"),
+    (dict(heads=[9]), r"head 9 is outside the layer's 4 heads \(0..3\)"),
+])
+def test_a_step_layer_or_head_outside_the_recording_is_named(run, kwargs, message):
+    pipe, rec, _ = run
+    with pytest.raises(ValueError, match=message):
+        attention_maps(rec, prompt_tokens(pipe.tokenizer, PROMPT), **kwargs)
+
+
+def test_a_word_not_in_the_prompt_is_named(run):
+    pipe, rec, _ = run
+    maps = attention_maps(rec, prompt_tokens(pipe.tokenizer, PROMPT))
+    with pytest.raises(ValueError, match="'green' is not a word of the prompt; its words are: a small red"):
+        maps.of("green")
+    with pytest.raises(ValueError, match="word number 10 is outside the prompt's 10 words"):
+        maps.of(10)
+    with pytest.raises(ValueError, match="the prompt's tokens are 14"):
+        attention_maps(rec, prompt_tokens(pipe.tokenizer, PROMPT)[:5])
+
+
+def test_output_space_maps_are_a_distribution_over_the_words(run):
+    pipe, rec, _ = run
+    tokens = prompt_tokens(pipe.tokenizer, PROMPT)
+    maps = output_space_maps(rec, tokens)
+    words = [t.index for t in tokens if t.kind == "word"]
+    assert torch.allclose(maps.maps[0, words].sum(0), torch.ones(32, 32), atol=0.02)
+    assert maps.maps[0, [0, 11]].abs().max() == 0
+    plain = AttentionRecorder(pipe.denoiser)
+    with pytest.raises(ValueError, match="outputs=True"):
+        output_space_maps(plain, tokens)
+
+
+def test_scores_against_a_mask_and_their_chance():
+    mask = torch.zeros(8, 8, dtype=torch.bool)
+    mask[2:4, 2:4] = True
+    exact = mask.float()
+    assert iou(exact, mask) == 1.0 and pointing(exact, mask) == 1.0 and pointing_chance(mask) == 4 / 64
+    assert iou(torch.ones(8, 8), mask) == 0.0  # a flat map selects nothing
+    elsewhere = torch.zeros(8, 8)
+    elsewhere[6, 6] = 1.0
+    assert iou(elsewhere, mask) == 0.0 and pointing(elsewhere, mask) == 0.0
+    other = torch.zeros(8, 8, dtype=torch.bool)
+    other[5:7, 5:7] = True
+    assert binding(exact, mask, other) == 1.0 and binding(elsewhere, mask, other) == 0.0
+    assert binding(torch.zeros(8, 8), mask, other) == 0.5
+    before, after = torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)
+    after[:, 2, 2] = 1.0
+    after[0, 7, 7] = 1.0
+    assert locality(before, after, mask) == pytest.approx(3 / 4) and locality(before, before, mask) == 1.0
+    with pytest.raises(ValueError, match="both \\(S, S\\)"):
+        iou(torch.zeros(4, 4), mask)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        pointing(torch.full((8, 8), float("nan")), mask)
