@@ -1,7 +1,7 @@
 """Maps per word from a recorded run: where in the image each word of the prompt is read.
 
     attention maps (DAAM, Tang et al., 2023): A (R, H, N, L) per step and layer
-        -> patches back on their grid, upsampled to the image (bicubic, clamped at 0)
+        -> patches back on their grid, upsampled to the image (bilinear)
         -> summed over steps, averaged over layers and heads                      (R, L, S, S)
     output-space maps (after ConceptAttention, Helbling et al., 2025): o = A V (R, N, D) per step and layer
         -> o . v_w for each word's value v_w, softmax over the words (which word does patch n's output look like?)
@@ -50,13 +50,14 @@ def prompt_tokens(tokenizer: Tokenizer, prompt: str) -> list[Token]:
 
 def on_image(per_patch: Tensor, size: int) -> Tensor:
     """(..., N, L) values per patch -> (..., L, size, size): patches back on their sqrt(N) x sqrt(N) grid, in raster
-    order, upsampled bicubically and clamped at 0 (bicubic overshoots)."""
+    order, upsampled bilinearly: each pixel a convex mix of patches, so a distribution over tokens stays one (DAAM's
+    bicubic overshoots and is clamped, which does not)."""
     *lead, N, L = per_patch.shape
     h = math.isqrt(N)
     if h * h != N:
         raise ValueError(f"{N} patches do not form a square grid")
     grid = per_patch.transpose(-1, -2).reshape(-1, L, h, h).float()
-    up = F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=False).clamp_(min=0)
+    up = F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)
     return up.reshape(*lead, L, size, size)
 
 
