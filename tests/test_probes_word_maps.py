@@ -114,3 +114,23 @@ def test_scores_against_a_mask_and_their_chance():
         iou(torch.zeros(4, 4), mask)
     with pytest.raises(ValueError, match="NaN or infinite"):
         pointing(torch.full((8, 8), float("nan")), mask)
+
+
+def test_an_example_is_scored_per_object_word_beside_chance():
+    from mmdiff_lab.probes.scoring import heldout_examples, score_example
+    from mmdiff_lab.probes.word_maps import Token, WordMaps
+
+    example = heldout_examples(2, 1)[0]
+    words = example.caption.split()
+    tokens = [Token(0, "<bos>", "start"), *(Token(i + 1, w, "word") for i, w in enumerate(words)),
+              Token(len(words) + 1, "<eos>", "end")]
+    truth = torch.zeros(1, len(tokens), 32, 32)
+    for w, mask in example.word_masks().items():
+        truth[0, w + 1] = torch.from_numpy(mask).float()
+    scores = score_example({"truth": WordMaps(tokens, truth, "truth"), "flat": WordMaps(tokens, torch.ones_like(truth), "flat")},
+                           example)
+    n_words = len(example.object_words)
+    assert n_words >= 4 and len(scores["truth"]["miou"]) == n_words
+    assert scores["truth"] == {"miou": [1.0] * n_words, "pointing": [1.0] * n_words, "binding": [1.0] * n_words}
+    assert scores["flat"]["miou"] == [0.0] * n_words and scores["flat"]["binding"] == scores["chance"]["binding"]
+    assert all(0 < c < 0.2 for c in scores["chance"]["pointing"]) and all(0 < c < 1 for c in scores["chance"]["binding"])

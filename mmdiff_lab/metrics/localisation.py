@@ -2,7 +2,8 @@
 
     IoU        the map min-max normalised and cut at tau (DAAM's 0.4, Tang et al., 2023) against the mask
     pointing   the map's peak inside the mask (the pointing game, Zhang et al., 2018); chance is the mask's area
-    binding    of a two-object scene, the map's mass on its own object over its mass on both objects; chance 1/2
+    binding    of a two-object scene, the map's mass on its own object over its mass on both objects; a flat map
+               scores the own object's share of both areas
     locality   of an intervention, the share of the image's change inside the word's object mask
 
 Each score comes with what a map that knows nothing would get, so a number can be read against chance.
