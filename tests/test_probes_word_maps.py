@@ -134,3 +134,13 @@ def test_an_example_is_scored_per_object_word_beside_chance():
     assert scores["truth"] == {"miou": [1.0] * n_words, "pointing": [1.0] * n_words, "binding": [1.0] * n_words}
     assert scores["flat"]["miou"] == [0.0] * n_words and scores["flat"]["binding"] == scores["chance"]["binding"]
     assert all(0 < c < 0.2 for c in scores["chance"]["pointing"]) and all(0 < c < 1 for c in scores["chance"]["binding"])
+
+
+def test_the_eval_group_reports_every_method_beside_chance(monkeypatch):
+    from mmdiff_lab import evaluate
+
+    figures = {f.key: f for f in evaluate.attention(n=1)}
+    for method in ("attention", "attention_layer0", "attention_layer3", "output_space", "chance"):
+        for score in ("miou", "pointing", "binding"):
+            assert 0.0 <= figures[f"attention.{method}.{score}"].value <= 1.0
+    assert "attention" in evaluate.groups()
