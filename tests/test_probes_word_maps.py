@@ -136,7 +136,7 @@ def test_an_example_is_scored_per_object_word_beside_chance():
     assert all(0 < c < 0.2 for c in scores["chance"]["pointing"]) and all(0 < c < 1 for c in scores["chance"]["binding"])
 
 
-def test_the_eval_group_reports_every_method_beside_chance(monkeypatch):
+def test_the_eval_group_reports_every_method_beside_chance():
     from mmdiff_lab import evaluate
 
     figures = {f.key: f for f in evaluate.attention(n=1)}

@@ -1,0 +1,69 @@
+"""Attributions through captum: integrated gradients on the token embeddings (their shares add up to the target's
+change, captum's convergence delta says how nearly) and ablation maps (where removing a word changes x_0)."""
+
+import pytest
+import torch
+
+from mmdiff_lab.loading import load_judge
+from mmdiff_lab.pipelines import TrajectoryRecorder, load_pipeline
+from mmdiff_lab.probes.attribution import ablation_maps, integrated_gradients, judge_target, region_target
+
+PROMPT = "a large blue square at the top"
+
+
+@pytest.fixture(scope="module")
+def first_step():
+    """The pipeline and the first step of a run of PROMPT: x_T (pure noise, so the prompt alone decides x_0), T."""
+    pipe = load_pipeline("t2i-shapes")
+    rec = TrajectoryRecorder()
+    pipe(PROMPT, generator=torch.Generator().manual_seed(0), callback_on_step_end=rec, output_type="pt")
+    step = rec.trajectory.steps[0]
+    return pipe, step.x_t[:1], step.t
+
+
+def test_integrated_gradients_rank_the_colour_word_first_and_add_up(first_step):
+    pipe, x_t, t = first_step
+    found = integrated_gradients(pipe, PROMPT, x_t, t, judge_target(load_judge("judge-shapes"), "top", "colour", "blue"))
+    assert found.ranked()[0][0] == "blue" and found.total > 0
+    assert abs(float(found.scores.sum()) - found.total) <= found.delta + 1e-4  # what captum's delta measures
+    assert found.delta < 0.05 * abs(found.total)
+    assert found.scores[[0, 8, 9]].abs().max() < 1e-6  # <bos>, <eos> and padding are in the baseline too: no share
+
+
+def test_a_region_target_attributes_too(first_step):
+    pipe, x_t, t = first_step
+    region = torch.zeros(32, 32, dtype=torch.bool)
+    region[2:12, 10:22] = True  # the top slot
+    reference = torch.zeros(3, 32, 32)
+    reference[2] = 1.0  # blue
+    found = integrated_gradients(pipe, PROMPT, x_t, t, region_target(reference, region), n_steps=16)
+    assert len(found.scores) == pipe.tokenizer.max_length and torch.isfinite(found.scores).all()
+
+
+def test_ablation_maps_say_where_each_word_acts(first_step):
+    pipe, x_t, t = first_step
+    maps = ablation_maps(pipe, PROMPT, x_t, t)
+    assert maps.maps.shape == (1, pipe.tokenizer.max_length, 32, 32) and maps.method == "ablation"
+    assert maps.maps[0, 0].abs().max() == 0 and maps.of("blue").sum() > 0
+    top, bottom = maps.of("blue")[:16].sum(), maps.of("blue")[16:].sum()
+    assert top > 2 * bottom  # removing "blue" changes the square at the top, not the empty bottom
+
+
+@pytest.mark.parametrize("args, message", [
+    (("middle", "colour", "red"), "slot must be one of left, right, top, bottom, center"),
+    (("top", "colour", "pink"), "head must be one of colour, shape, size with a value of its own"),
+    (("top", "texture", "red"), "head must be one of"),
+])
+def test_a_bad_judge_target_is_named(args, message):
+    with pytest.raises(ValueError, match=message):
+        judge_target(None, *args)
+
+
+def test_bad_attribution_arguments_are_named(first_step):
+    pipe, x_t, t = first_step
+    with pytest.raises(ValueError, match="the region is empty"):
+        region_target(torch.zeros(3, 32, 32), torch.zeros(32, 32, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"x_t is one image \(1, C, S, S\)"):
+        integrated_gradients(pipe, PROMPT, x_t[0], t, lambda x0: x0.sum((1, 2, 3)))
+    with pytest.raises(ValueError, match=r"n_steps must be a whole number in \[2, 512\], got 1"):
+        integrated_gradients(pipe, PROMPT, x_t, t, lambda x0: x0.sum((1, 2, 3)), n_steps=1)
