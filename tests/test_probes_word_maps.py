@@ -140,7 +140,7 @@ def test_the_eval_group_reports_every_method_beside_chance():
     from mmdiff_lab import evaluate
 
     figures = {f.key: f for f in evaluate.attention(n=1)}
-    for method in ("attention", "attention_layer0", "attention_layer3", "output_space", "chance"):
+    for method in ("attention", "attention_layer0", "attention_layer3", "output_space", "ablation", "ablation_mid", "chance"):
         for score in ("miou", "pointing", "binding"):
             assert 0.0 <= figures[f"attention.{method}.{score}"].value <= 1.0
     assert "attention" in evaluate.groups()

@@ -4,8 +4,8 @@
         -> IoU and pointing game against that word's object mask; binding on two-object prompts
         -> means over every object word, beside what a map knowing nothing scores (chance)
 
-Methods: each cross-attention layer alone (summed over steps, heads averaged), all layers aggregated (DAAM), and
-the output-space maps. An object word is a size, colour or shape word naming one object (``Example.object_words``).
+Methods: each cross-attention layer alone (summed over steps, heads averaged), all layers aggregated (DAAM), the
+output-space maps, and the ablation maps (where removing the word changes the predicted x_0). An object word is a size, colour or shape word naming one object (``Example.object_words``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from ..data import ShapesWorld
 from ..data.pairs import HELDOUT_SEED
 from ..metrics.localisation import binding, iou, iou_chance, pointing, pointing_chance
 from ..pipelines.text_to_image import TextToImagePipeline
+from ..pipelines.trajectory import Trajectory, TrajectoryRecorder
 from .attention import AttentionRecorder
+from .attribution import ablation_maps
 from .word_maps import WordMaps, attention_maps, output_space_maps, prompt_tokens
 
 
@@ -29,19 +31,24 @@ def heldout_examples(n_objects: int, n: int, seed: int = HELDOUT_SEED) -> list:
     return [world[i] for i in range(n)]
 
 
-def record(pipe: TextToImagePipeline, prompt: str, seed: int = 0, **recorder) -> tuple[AttentionRecorder, torch.Tensor]:
-    """One run of ``prompt`` at the pipeline's own settings, recorded (outputs too); the recorder and the image."""
+def record(pipe: TextToImagePipeline, prompt: str, seed: int = 0, **recorder) -> tuple[AttentionRecorder, Trajectory]:
+    """One run of ``prompt`` at the pipeline's own settings: its attention recorded (outputs too), and its
+    trajectory (x_t, predicted x_0 ... per step)."""
+    steps = TrajectoryRecorder()
     with AttentionRecorder(pipe.denoiser, outputs=True, **recorder) as rec:
-        image = pipe(prompt, generator=torch.Generator().manual_seed(seed), output_type="pt").images[0]
-    return rec, image
+        pipe(prompt, generator=torch.Generator().manual_seed(seed), output_type="pt", callback_on_step_end=steps)
+    return rec, steps.trajectory
 
 
-def method_maps(pipe: TextToImagePipeline, rec: AttentionRecorder, prompt: str) -> dict[str, WordMaps]:
-    """{method: WordMaps} of one recorded run: every layer alone, all layers, the output space."""
+def method_maps(pipe: TextToImagePipeline, rec: AttentionRecorder, run: Trajectory, prompt: str) -> dict[str, WordMaps]:
+    """{method: WordMaps} of one recorded run: every layer alone, all layers, the output space, and the ablation
+    maps at the first step (x_T, where the prompt alone decides x_0) and half-way."""
     tokens = prompt_tokens(pipe.tokenizer, prompt)
     maps = {f"attention_layer{i}": attention_maps(rec, tokens, layers=[i]) for i in rec.kept_layers}
     maps["attention"] = attention_maps(rec, tokens)
     maps["output_space"] = output_space_maps(rec, tokens)
+    for name, step in (("ablation", run.steps[0]), ("ablation_mid", run.steps[len(run.steps) // 2])):
+        maps[name] = ablation_maps(pipe, prompt, step.x_t[:1], step.t)
     return maps
 
 
@@ -71,8 +78,8 @@ def score_heldout(pipe: TextToImagePipeline, n: int = 50, seed: int = HELDOUT_SE
     totals: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     examples = heldout_examples(1, n, seed) + heldout_examples(2, n, seed)
     for i, example in enumerate(progress(examples) if progress else examples):
-        rec, _ = record(pipe, example.caption, seed=i)
-        for method, scores in score_example(method_maps(pipe, rec, example.caption), example).items():
+        rec, run = record(pipe, example.caption, seed=i)
+        for method, scores in score_example(method_maps(pipe, rec, run, example.caption), example).items():
             for key, values in scores.items():
                 totals[method][key] += values
     return {f"{method}.{key}": float(np.mean(values)) for method, scores in totals.items() for key, values in scores.items()}
