@@ -222,9 +222,11 @@ def t2i_race(budget_s: float = 600.0, n: int = 200) -> list[Figure]:
         figures.append(Figure(f"t2i.race_{backbone}_single_object_accuracy", scores[backbone], None,
                               f"lr {cfg.lr:g}, {hist[-1]['step']} steps in {hist[-1]['seconds'] / 60:.1f} min, "
                               f"{n} held-out prompts"))
+    # No target: the 30-point gap once claimed held with the UNet at our denoiser's rate, not at its own (29.5
+    # points when measured: docs/results.md), so this is a comparison, not a claim.
     figures.append(Figure("t2i.faithfulness_gap_vs_unet_10min", 100 * (scores["transformer"] - scores["unet"]),
-                          (">=", 30.0), f"points of single-object accuracy after {budget_s / 60:g} min each, same "
-                          f"machine; the UNet at its own lr {RACE_UNET_LR:g} (t2i_race_lr_sweep)"))
+                          None, f"points of single-object accuracy after {budget_s / 60:g} min each, same machine; "
+                          f"the UNet at its own lr {RACE_UNET_LR:g} (t2i_race_lr_sweep)"))
     return figures
 
 
