@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..pipelines.text_to_image import TextToImagePipeline
 from .attention import AttentionRecorder, Call
-from .word_maps import Token, prompt_tokens
+from .word_maps import Token, find_word, prompt_tokens
 
 
 def _window(steps: tuple[int, int] | None, n: int) -> range:
@@ -85,15 +85,7 @@ def _run(pipe, prompt, seed, recorder=None) -> Tensor:
 
 def _word(pipe: TextToImagePipeline, prompt: str, word: str | int) -> tuple[list[Token], Token]:
     tokens = prompt_tokens(pipe.tokenizer, prompt)
-    words = [t for t in tokens if t.kind == "word"]
-    if isinstance(word, int) and not isinstance(word, bool):
-        if not 0 <= word < len(words):
-            raise ValueError(f"word number {word} is outside the prompt's {len(words)} words (0..{len(words) - 1})")
-        return tokens, words[word]
-    found = [t for t in words if t.text == word]
-    if not found:
-        raise ValueError(f"{word!r} is not a word of the prompt; its words are: {' '.join(t.text for t in words)}")
-    return tokens, found[0]
+    return tokens, find_word(tokens, word)
 
 
 def reweighted(pipe: TextToImagePipeline, prompt: str, word: str | int, weight: float, seed: int = 0,

@@ -48,6 +48,20 @@ def prompt_tokens(tokenizer: Tokenizer, prompt: str) -> list[Token]:
     return tokens + [Token(i, "<pad>", "pad") for i in range(len(tokens), tokenizer.max_length)]
 
 
+def find_word(tokens: list[Token], word: str | int) -> Token:
+    """A word of the prompt by its text (the first time it occurs) or its word number (0 = the first word);
+    a ValueError listing the prompt's words otherwise."""
+    words = [t for t in tokens if t.kind == "word"]
+    if isinstance(word, int) and not isinstance(word, bool):
+        if not 0 <= word < len(words):
+            raise ValueError(f"word number {word} is outside the prompt's {len(words)} words (0..{len(words) - 1})")
+        return words[word]
+    found = [t for t in words if t.text == word]
+    if not found:
+        raise ValueError(f"{word!r} is not a word of the prompt; its words are: {' '.join(t.text for t in words)}")
+    return found[0]
+
+
 def on_image(per_patch: Tensor, size: int) -> Tensor:
     """(..., N, L) values per patch -> (..., L, size, size): patches back on their sqrt(N) x sqrt(N) grid, in raster
     order, upsampled bilinearly: each pixel a convex mix of patches, so a distribution over tokens stays one (DAAM's
@@ -75,15 +89,7 @@ class WordMaps:
 
     def token(self, word: str | int) -> Token:
         """A word of the prompt by its text (the first time it occurs) or its word number (0 = the first word)."""
-        words = self.words
-        if isinstance(word, int) and not isinstance(word, bool):
-            if not 0 <= word < len(words):
-                raise ValueError(f"word number {word} is outside the prompt's {len(words)} words (0..{len(words) - 1})")
-            return words[word]
-        found = [t for t in words if t.text == word]
-        if not found:
-            raise ValueError(f"{word!r} is not a word of the prompt; its words are: {' '.join(t.text for t in words)}")
-        return found[0]
+        return find_word(self.tokens, word)
 
     def of(self, word: str | int, row: int = 0) -> Tensor:
         """(S, S) map of one word in one image."""
@@ -158,4 +164,4 @@ def output_space_maps(rec: AttentionRecorder, tokens: list[Token], size: int = 3
     return WordMaps(tokens, torch.stack(maps).mean(0), "output space")
 
 
-__all__ = ["Token", "WordMaps", "attention_maps", "on_image", "output_space_maps", "prompt_tokens"]
+__all__ = ["Token", "WordMaps", "attention_maps", "find_word", "on_image", "output_space_maps", "prompt_tokens"]
