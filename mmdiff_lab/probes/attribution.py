@@ -25,7 +25,7 @@ from torch import Tensor
 from ..models.denoiser import text_context
 from ..models.judge import HEADS, SLOTS
 from ..pipelines.text_to_image import TextToImagePipeline
-from .word_maps import Token, WordMaps, prompt_tokens
+from .word_maps import Token, WordMaps, prompt_tokens, without
 
 Target = Callable[[Tensor], Tensor]  # predicted x_0 (N, 3, S, S) -> (N,)
 
@@ -120,7 +120,7 @@ def ablation_maps(pipe: TextToImagePipeline, prompt: str, x_t: Tensor, t: int) -
     tokens = prompt_tokens(pipe.tokenizer, prompt)
     words = [tok for tok in tokens if tok.kind == "word"]
     forward = PredictedX0(pipe, x_t, t, target=lambda x0: x0)
-    variants = [" ".join(w.text for w in words)] + [" ".join(w.text for w in words if w is not drop) for drop in words]
+    variants = [without(tokens)] + [without(tokens, drop) for drop in words]
     encoded = pipe.tokenizer.encode(variants)
     x0 = forward.x0(encoded["input_ids"], encoded["attention_mask"])  # (1 + words, 3, S, S)
     maps = torch.zeros(1, len(tokens), *x0.shape[-2:])

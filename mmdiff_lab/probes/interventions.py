@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..pipelines.text_to_image import TextToImagePipeline
 from .attention import AttentionRecorder, Call
-from .word_maps import Token, find_word, prompt_tokens
+from .word_maps import Token, find_word, prompt_tokens, without
 
 
 def _window(steps: tuple[int, int] | None, n: int) -> range:
@@ -121,7 +121,7 @@ def swapped(pipe: TextToImagePipeline, prompt: str, word: str | int, new_word: s
 def removed(pipe: TextToImagePipeline, prompt: str, word: str | int, seed: int = 0) -> Intervention:
     """The run with ``word`` taken out of the prompt."""
     tokens, token = _word(pipe, prompt, word)
-    edited_prompt = " ".join(t.text for t in tokens if t.kind == "word" and t is not token)
+    edited_prompt = without(tokens, token)
     return Intervention(prompt, edited_prompt, token, _run(pipe, prompt, seed), _run(pipe, edited_prompt, seed))
 
 

@@ -62,6 +62,11 @@ def find_word(tokens: list[Token], word: str | int) -> Token:
     return found[0]
 
 
+def without(tokens: list[Token], dropped: Token | None = None) -> str:
+    """The prompt's words as text, without ``dropped`` (a word's ablation or removal); all of them for None."""
+    return " ".join(t.text for t in tokens if t.kind == "word" and t is not dropped)
+
+
 def on_image(per_patch: Tensor, size: int) -> Tensor:
     """(..., N, L) values per patch -> (..., L, size, size): patches back on their sqrt(N) x sqrt(N) grid, in raster
     order, upsampled bilinearly: each pixel a convex mix of patches, so a distribution over tokens stays one (DAAM's
@@ -164,4 +169,4 @@ def output_space_maps(rec: AttentionRecorder, tokens: list[Token], size: int = 3
     return WordMaps(tokens, torch.stack(maps).mean(0), "output space")
 
 
-__all__ = ["Token", "WordMaps", "attention_maps", "find_word", "on_image", "output_space_maps", "prompt_tokens"]
+__all__ = ["Token", "WordMaps", "attention_maps", "find_word", "on_image", "output_space_maps", "prompt_tokens", "without"]
