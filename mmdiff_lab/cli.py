@@ -62,6 +62,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--unsaid-colour", type=_number, help="t2i on shapes: chance that an object is drawn grey "
                                                                 "and its colour word left out (default 0: never; "
                                                                 "0.5 learns faster early)")
+    p.add_argument("--text-states", choices=["final", "words", "words+final"],
+                   help="t2i, transformer: what its cross-attention reads (default: the preset's, words+final)")
     p.add_argument("--judge", help="t2i on shapes: judge folder or shipped name to score samples while training "
                                    "(default: the shipped judge-shapes when present)")
     p.add_argument("--steps", type=_whole, help="optimisation steps")
@@ -83,7 +85,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
 
 #: Options that only some models read: given to another, they would be ignored without a word.
 ONLY_FOR = {"backbone": ("t2i",), "prediction_type": ("t2i",), "object_weight": ("t2i",),
-            "unsaid_colour": ("t2i",), "judge": ("t2i",), "clip": ("prior", "t2i"), "target_recall": ("clip",),
+            "unsaid_colour": ("t2i",), "text_states": ("t2i",), "judge": ("t2i",), "clip": ("prior", "t2i"), "target_recall": ("clip",),
             "world": ("clip", "prior", "t2i"), "preset": ("clip", "prior", "t2i"), "eval_every": ("clip", "prior", "t2i")}
 
 
@@ -168,7 +170,8 @@ def _config(args, error):
             from .training.t2i import T2ITrainConfig
 
             extra = {"backbone": args.backbone, "prediction_type": args.prediction_type, "clip": args.clip,
-                     "object_weight": args.object_weight, "unsaid_colour": args.unsaid_colour}
+                     "object_weight": args.object_weight, "unsaid_colour": args.unsaid_colour,
+                     "text_states": args.text_states}
             return T2ITrainConfig(**settings, **{k: v for k, v in extra.items() if v is not None})
         if args.model == "clip":
             from .training.clip import ClipTrainConfig

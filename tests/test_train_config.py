@@ -152,3 +152,16 @@ def test_fit_checks_a_config_changed_after_it_was_made(tmp_path):
     with pytest.raises(ConfigError, match=r"^TrainConfig.steps must be a whole number in \[1, 1000000000\], got 0"):
         fit(model, lambda step, rank: (torch.ones(1, 1),), lambda m, d: m(d[0]).sum(), cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_text_states_replace_the_presets_for_the_transformer_only():
+    from mmdiff_lab.models.denoiser import make_denoiser
+
+    assert make_denoiser("transformer", "tiny", 32, text_states="words").config.text_states == "words"
+    assert make_denoiser("transformer", "tiny", 32).config.text_states == "words+final"  # the preset's
+    with pytest.raises(ConfigError, match=r"^T2ITrainConfig.text_states must be one of "", final, words, words\+final"):
+        T2ITrainConfig(text_states="tokens")
+    with pytest.raises(ConfigError, match="is for the transformer backbone"):
+        T2ITrainConfig(backbone="unet", text_states="words")
+    with pytest.raises(ValueError, match="the UNet reads the text tower's final states only"):
+        make_denoiser("unet", "tiny", 32, text_states="words")

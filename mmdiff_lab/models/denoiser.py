@@ -251,12 +251,15 @@ def text_context(denoiser: nn.Module, text: TextOutput) -> Tensor:
 BACKBONES = ("transformer", "unet")
 
 
-def make_denoiser(backbone: str, preset: str, context_dim: int, image_size: int = 32) -> nn.Module:
-    """A fresh denoiser of the named backbone and size."""
+def make_denoiser(backbone: str, preset: str, context_dim: int, image_size: int = 32, text_states: str = "") -> nn.Module:
+    """A fresh denoiser of the named backbone and size; ``text_states`` replaces the preset's ("" keeps it)."""
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of: {', '.join(BACKBONES)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     if backbone == "unet":
+        if text_states:
+            raise ValueError("the UNet reads the text tower's final states only; text_states is for the transformer")
         return unet(context_dim, image_size, preset=preset)
-    return TextToImageDenoiser(context_dim=context_dim, image_size=image_size, **PRESETS[preset])
+    config = {**PRESETS[preset], **({"text_states": text_states} if text_states else {})}
+    return TextToImageDenoiser(context_dim=context_dim, image_size=image_size, **config)

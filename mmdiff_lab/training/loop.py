@@ -73,7 +73,7 @@ class OneOf:
 
     @property
     def allowed(self) -> str:
-        return "one of " + ", ".join(self.choices)
+        return "one of " + ", ".join(c or '""' for c in self.choices)
 
     def admits(self, value) -> bool:
         return isinstance(value, str) and value in self.choices

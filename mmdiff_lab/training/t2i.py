@@ -29,7 +29,7 @@ from ..data.base import save_grid
 from ..data.pairs import HELDOUT_SEED, make_pool, training_examples
 from ..loading import load_clip
 from ..metrics.faithfulness import generate, shapes_faithfulness
-from ..models.denoiser import BACKBONES, PRESETS, make_denoiser, text_context
+from ..models.denoiser import BACKBONES, PRESETS, TEXT_STATES, make_denoiser, text_context
 from ..pipelines.samplers import training_scheduler
 from ..pipelines.text_to_image import TextToImagePipeline
 from ..schedules import q_sample
@@ -42,12 +42,15 @@ class T2ITrainConfig(TrainConfig):
         **BOUNDS, "world": WorldName(), "preset": OneOf(tuple(PRESETS)), "backbone": OneOf(BACKBONES),
         "prediction_type": OneOf(("epsilon", "v_prediction")), "cond_drop": Bound(0, 1), "object_weight": Bound(0),
         "unsaid_colour": Bound(0, 1), "ema_decay": Bound(0, 1, open_high=True, why="1 would never move the average"),
+        "text_states": OneOf(("",) + TEXT_STATES),
     }
 
     world: str = "shapes"
     clip: str = ""  # the dual encoder whose text tower conditions the denoiser ("" = the shipped clip-WORLD)
     backbone: str = "transformer"  # or "unet": diffusers' UNet2DConditionModel
     preset: str = "lab"
+    # What the cross-attention reads ("" = the preset's): lab 04 compares "words" with the preset's "words+final".
+    text_states: str = ""
     # v = sqrt(ab) eps - sqrt(1 - ab) x_0 (Salimans & Ho, 2022): near t = T an eps-model must be exact to 1e-4 to
     # imply a usable x_0, and a small one is not; v stays balanced.
     prediction_type: str = "v_prediction"
@@ -76,6 +79,10 @@ class T2ITrainConfig(TrainConfig):
             raise ConfigError(type(self).__name__, "unsaid_colour",
                               f"is for world 'shapes' only (0 elsewhere), got {self.unsaid_colour!r} with "
                               f"world {self.world!r}")
+        if self.text_states and self.backbone != "transformer":
+            raise ConfigError(type(self).__name__, "text_states",
+                              f"is for the transformer backbone (the UNet reads the final states), got "
+                              f"{self.text_states!r} with backbone {self.backbone!r}")
 
 
 def object_pixels(x0: Tensor, rim: int = 1) -> Tensor:
@@ -117,7 +124,7 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
     empty = tokenizer.encode([""])
     torch.manual_seed(cfg.seed)
     image_size = pool.pixels.shape[-1]
-    model = make_denoiser(cfg.backbone, cfg.preset, clip_model.config.width, image_size)
+    model = make_denoiser(cfg.backbone, cfg.preset, clip_model.config.width, image_size, cfg.text_states)
     denoiser = model  # `loss` receives it wrapped by Accelerate; its config says which text states it reads
     scheduler = training_scheduler(cfg.prediction_type)
     alpha_bar = scheduler.alphas_cumprod
@@ -154,7 +161,7 @@ def train_t2i(cfg: T2ITrainConfig, out: str | Path, resume: bool = False, judge=
     def pipeline_with_ema(m) -> TextToImagePipeline:
         from ..pipelines.samplers import SamplingDefaults
 
-        shadow = make_denoiser(cfg.backbone, cfg.preset, clip_model.config.width, image_size)
+        shadow = make_denoiser(cfg.backbone, cfg.preset, clip_model.config.width, image_size, cfg.text_states)
         shadow.load_state_dict(m.state_dict())
         ema.copy_to(shadow.parameters())
         # A new model starts from the standard sampling settings, written into its model_index.json; choose better
