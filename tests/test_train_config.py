@@ -159,7 +159,7 @@ def test_text_states_replace_the_presets_for_the_transformer_only():
 
     assert make_denoiser("transformer", "tiny", 32, text_states="words").config.text_states == "words"
     assert make_denoiser("transformer", "tiny", 32).config.text_states == "words+final"  # the preset's
-    with pytest.raises(ConfigError, match=r"^T2ITrainConfig.text_states must be one of "", final, words, words\+final"):
+    with pytest.raises(ConfigError, match=r'^T2ITrainConfig.text_states must be one of "", final, words, words\+final'):
         T2ITrainConfig(text_states="tokens")
     with pytest.raises(ConfigError, match="is for the transformer backbone"):
         T2ITrainConfig(backbone="unet", text_states="words")
