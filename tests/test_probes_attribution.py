@@ -6,7 +6,9 @@ import torch
 
 from mmdiff_lab.loading import load_judge
 from mmdiff_lab.pipelines import TrajectoryRecorder, load_pipeline
-from mmdiff_lab.probes.attribution import ablation_maps, integrated_gradients, judge_target, region_target
+from mmdiff_lab.probes.attribution import (alternatives, ablation_maps, counterfactual_maps, integrated_gradients,
+                                          judge_target, pixel_integrated_gradients, region_target)
+from mmdiff_lab.probes.word_maps import smooth
 
 PROMPT = "a large blue square at the top"
 
@@ -47,6 +49,53 @@ def test_ablation_maps_say_where_each_word_acts(first_step):
     assert maps.maps[0, 0].abs().max() == 0 and maps.of("blue").sum() > 0
     top, bottom = maps.of("blue")[:16].sum(), maps.of("blue")[16:].sum()
     assert top > 2 * bottom  # removing "blue" changes the square at the top, not the empty bottom
+
+
+def test_counterfactual_maps_average_the_words_of_a_kind(first_step):
+    pipe, x_t, t = first_step
+    maps = counterfactual_maps(pipe, PROMPT, x_t, t)
+    assert alternatives("blue") == ("red", "green", "yellow", "purple", "orange") and alternatives("top") == ()
+    assert maps.of("top").abs().max() == 0  # a word of no kind has nothing to be swapped for
+    top, bottom = maps.of("blue")[:16].sum(), maps.of("blue")[16:].sum()
+    assert top > 2 * bottom
+    raw = counterfactual_maps(pipe, PROMPT, x_t, t, blur=0)
+    assert torch.allclose(smooth(raw.maps, 2.0), maps.maps, atol=1e-5)
+
+
+def test_pixel_integrated_gradients_are_captums_shares_by_completeness(first_step):
+    """A pixel's integrated gradients on one word, from a baseline with that word padded, add up to the pixel's
+    change: what the map holds, checked against captum's LayerIntegratedGradients on one pixel."""
+    pipe, x_t, t = first_step
+    maps = pixel_integrated_gradients(pipe, PROMPT, x_t, t, blur=0)
+    heat = maps.of("blue")
+    y, x = divmod(int(heat.argmax()), 32)
+    region = torch.zeros(32, 32, dtype=torch.bool)
+    region[y, x] = True
+    # the target: x_0 at that pixel, channel by channel, in the direction the padded word changes it
+    from mmdiff_lab.probes.attribution import PredictedX0
+    ids = pipe.tokenizer.encode([PROMPT])
+    padded = ids["input_ids"].clone()
+    word = maps.token("blue").index
+    padded[0, word] = pipe.tokenizer.pad_id
+    forward = PredictedX0(pipe, x_t, t, lambda x0: x0)
+    with torch.no_grad():
+        change = forward.x0(ids["input_ids"], ids["attention_mask"])[0, :, y, x] - forward.x0(padded, ids["attention_mask"])[0, :, y, x]
+    assert float(change.abs().sum()) == pytest.approx(float(heat[y, x]), rel=1e-4)
+    sign = change.sign()
+    from captum.attr import LayerIntegratedGradients
+    target = PredictedX0(pipe, x_t, t, lambda x0: (x0[:, :, y, x] * sign).sum(-1))
+    lig = LayerIntegratedGradients(target, pipe.text_encoder.text_tower.tok)
+    with torch.enable_grad():
+        shares = lig.attribute(ids["input_ids"], baselines=padded, additional_forward_args=(ids["attention_mask"],),
+                               n_steps=64, internal_batch_size=64).sum(-1)[0]
+    assert float(shares[word]) == pytest.approx(float(heat[y, x]), rel=0.05)
+    assert shares.abs().sum() == pytest.approx(float(shares[word].abs()), rel=1e-3)  # only the padded word differs
+
+
+@pytest.mark.parametrize("sigma", [-1, 9, float("nan"), True])
+def test_a_bad_blur_is_named(sigma):
+    with pytest.raises(ValueError, match=r"sigma must be a number of pixels in \[0, 8\]"):
+        smooth(torch.zeros(1, 4, 4), sigma)
 
 
 @pytest.mark.parametrize("args, message", [

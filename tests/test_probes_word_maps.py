@@ -131,7 +131,8 @@ def test_an_example_is_scored_per_object_word_beside_chance():
                            example)
     n_words = len(example.object_words)
     assert n_words >= 4 and len(scores["truth"]["miou"]) == n_words
-    assert scores["truth"] == {"miou": [1.0] * n_words, "pointing": [1.0] * n_words, "binding": [1.0] * n_words}
+    assert scores["truth"] == {"miou": [1.0] * n_words, "pointing": [1.0] * n_words, "binding": [1.0] * n_words,
+                               "miou_two": [1.0] * n_words}
     assert scores["flat"]["miou"] == [0.0] * n_words and scores["flat"]["binding"] == scores["chance"]["binding"]
     assert all(0 < c < 0.2 for c in scores["chance"]["pointing"]) and all(0 < c < 1 for c in scores["chance"]["binding"])
 
@@ -140,7 +141,37 @@ def test_the_eval_group_reports_every_method_beside_chance():
     from mmdiff_lab import evaluate
 
     figures = {f.key: f for f in evaluate.attention(n=1)}
-    for method in ("attention", "attention_layer0", "attention_layer3", "output_space", "ablation", "ablation_mid", "chance"):
-        for score in ("miou", "pointing", "binding"):
+    for method in ("attention", "attention_layer0", "attention_layer3", "attention_layer3_head3", "attention_step0",
+                   "attention_step19", "output_space", "ablation", "counterfactual", "integrated_gradients", "chance"):
+        for score in ("miou", "pointing", "binding", "miou_two"):
             assert 0.0 <= figures[f"attention.{method}.{score}"].value <= 1.0
+    assert -1.0 <= figures["attention.agreement.attention_counterfactual"].value <= 1.0
+    for key in ("swap_locality", "swap_locality_rim1", "swap_locality_rim2", "swap_on_other_object", "swap_judged_right"):
+        assert 0.0 <= figures[f"attention.intervention.{key}"].value <= 1.0
+    assert figures["attention.intervention.swap_locality"].target == (">=", 0.90)
+    assert figures["attention.counterfactual.binding"].target == (">=", 0.90)
+    # a rim only adds pixels, so the share inside it can only grow
+    assert (figures["attention.intervention.swap_locality"].value <= figures["attention.intervention.swap_locality_rim1"].value
+            <= figures["attention.intervention.swap_locality_rim2"].value)
     assert "attention" in evaluate.groups()
+
+
+def test_rank_correlation_and_rims():
+    from mmdiff_lab.probes.scoring import rank_correlation, rim
+
+    a = torch.arange(16.0).reshape(4, 4)
+    assert rank_correlation(a, a) == pytest.approx(1.0) and rank_correlation(a, -a) == pytest.approx(-1.0)
+    assert rank_correlation(a, torch.ones(4, 4)) == 0.0  # a flat map ranks nothing
+    mask = torch.zeros(5, 5, dtype=torch.bool)
+    mask[2, 2] = True
+    assert rim(mask, 1).sum() == 9 and rim(mask, 2).sum() == 25 and rim(mask, 1)[2, 2]
+
+
+def test_a_colour_swap_repaints_the_first_object_with_a_colour_neither_has():
+    from mmdiff_lab.probes.scoring import colour_swap, heldout_examples
+
+    for example in heldout_examples(2, 5):
+        w, new, scene = colour_swap(example)
+        assert example.caption.split()[w] == example.scene.objects[0].colour
+        assert new not in {o.colour for o in example.scene.objects} and scene.objects[0].colour == new
+        assert scene.objects[1] == example.scene.objects[1] and scene.objects[0].shape == example.scene.objects[0].shape

@@ -6,7 +6,14 @@
   on the text tower's embedding table: each token's share of target(prompt) - target(baseline), where the baseline
   keeps <bos> and <eos> and pads every word; captum's convergence delta says how far the shares miss that total;
 - the ablation map of a word: |x_0(prompt) - x_0(prompt without the word)| per pixel, summed over the channels:
-  where removing the word changes the predicted image.
+  where removing the word changes the predicted image;
+- its counterfactual map: the same for the word swapped for each other word of its kind (red -> green, blue ...),
+  averaged: a caption the model was trained on, where a removed colour word is one it never saw;
+- its per-pixel integrated gradients from a baseline with that word padded: by IG's completeness (the shares
+  along a straight path add up to the change), exactly |x_0(prompt) - x_0(word padded)|, so no path is integrated.
+
+Pixel maps are blurred (sigma 2 px, chosen on validation prompts for the counterfactual maps): a shape word's
+difference is a ring where two outlines differ, and the blur fills the object it belongs to.
 
 The prediction is the conditional one (no guidance): what the prompt itself makes the model predict. Targets: the
 predicted x_0's agreement with the prompt's own x_0 inside a region (``region_target``), or a judge's logit for an
@@ -22,12 +29,28 @@ import torch
 from captum.attr import LayerIntegratedGradients
 from torch import Tensor
 
+from ..data.digits import NAMES
+from ..data.shapes import COLOURS, RADII, SHAPES
 from ..models.denoiser import text_context
 from ..models.judge import HEADS, SLOTS
 from ..pipelines.text_to_image import TextToImagePipeline
-from .word_maps import Token, WordMaps, prompt_tokens, without
+from .word_maps import Token, WordMaps, prompt_tokens, smooth, without
 
 Target = Callable[[Tensor], Tensor]  # predicted x_0 (N, 3, S, S) -> (N,)
+
+#: Words a counterfactual swaps for one another: the worlds' attribute vocabularies.
+KINDS_OF_WORD: tuple[tuple[str, ...], ...] = (tuple(SHAPES), tuple(COLOURS), tuple(RADII), NAMES)
+
+#: Blur of the pixel maps, in pixels (chosen on validation prompts, ShapesWorld seed 777).
+BLUR = 2.0
+
+
+def alternatives(word: str) -> tuple[str, ...]:
+    """The other words of ``word``'s kind (the other colours of "red"); () for a word of no kind (left, of)."""
+    for kind in KINDS_OF_WORD:
+        if word in kind:
+            return tuple(w for w in kind if w != word)
+    return ()
 
 
 class PredictedX0:
@@ -114,19 +137,62 @@ def integrated_gradients(pipe: TextToImagePipeline, prompt: str, x_t: Tensor, t:
     return WordAttributions(tokens, attributions.sum(-1)[0].detach(), float(delta.abs().max()), total)
 
 
-@torch.no_grad()
-def ablation_maps(pipe: TextToImagePipeline, prompt: str, x_t: Tensor, t: int) -> WordMaps:
-    """(1, L, S, S): for each word, where the predicted x_0 changes when that word is taken out of the prompt."""
+def _difference_maps(pipe: TextToImagePipeline, prompt: str, x_t: Tensor, t: int, variants, method: str,
+                     blur: float) -> WordMaps:
+    """(1, L, S, S): for each word, the mean over its variant prompts (token ids) of |x_0(prompt) - x_0(variant)|
+    per pixel, summed over the channels and blurred; 0 for a word with no variant."""
     tokens = prompt_tokens(pipe.tokenizer, prompt)
-    words = [tok for tok in tokens if tok.kind == "word"]
+    encoded = pipe.tokenizer.encode([without(tokens)])
+    rows = [(None, encoded["input_ids"][0], encoded["attention_mask"][0])]
+    for word in (t for t in tokens if t.kind == "word"):
+        rows += [(word.index, ids, mask) for ids, mask in variants(tokens, word, encoded)]
     forward = PredictedX0(pipe, x_t, t, target=lambda x0: x0)
-    variants = [without(tokens)] + [without(tokens, drop) for drop in words]
-    encoded = pipe.tokenizer.encode(variants)
-    x0 = forward.x0(encoded["input_ids"], encoded["attention_mask"])  # (1 + words, 3, S, S)
-    maps = torch.zeros(1, len(tokens), *x0.shape[-2:])
-    for k, word in enumerate(words):
-        maps[0, word.index] = (x0[0] - x0[1 + k]).abs().sum(0)
-    return WordMaps(tokens, maps, "ablation")
+    x0 = forward.x0(torch.stack([r[1] for r in rows]), torch.stack([r[2] for r in rows]))  # (rows, 3, S, S)
+    maps, counts = torch.zeros(1, len(tokens), *x0.shape[-2:]), torch.zeros(len(tokens))
+    for k, (index, _, _) in enumerate(rows[1:], start=1):
+        maps[0, index] += (x0[0] - x0[k]).abs().sum(0)
+        counts[index] += 1
+    maps = maps / counts.clamp_min(1)[None, :, None, None]
+    return WordMaps(tokens, smooth(maps, blur), method)
 
 
-__all__ = ["PredictedX0", "WordAttributions", "ablation_maps", "integrated_gradients", "judge_target", "region_target"]
+def _encoded(pipe, text: str) -> tuple[Tensor, Tensor]:
+    e = pipe.tokenizer.encode([text])
+    return e["input_ids"][0], e["attention_mask"][0]
+
+
+@torch.no_grad()
+def ablation_maps(pipe: TextToImagePipeline, prompt: str, x_t: Tensor, t: int, blur: float = BLUR) -> WordMaps:
+    """(1, L, S, S): for each word, where the predicted x_0 changes when that word is taken out of the prompt."""
+    return _difference_maps(pipe, prompt, x_t, t, lambda tokens, word, _: [_encoded(pipe, without(tokens, word))],
+                            "ablation", blur)
+
+
+@torch.no_grad()
+def counterfactual_maps(pipe: TextToImagePipeline, prompt: str, x_t: Tensor, t: int, blur: float = BLUR) -> WordMaps:
+    """(1, L, S, S): for each word of a kind, where the predicted x_0 changes when the word is swapped for each
+    other word of its kind, averaged (``alternatives``); 0 for a word of no kind."""
+    def swaps(tokens, word, _):
+        words = [t.text for t in tokens if t.kind == "word"]
+        for other in alternatives(word.text):
+            yield _encoded(pipe, " ".join(other if i + 1 == word.index else w for i, w in enumerate(words)))
+
+    return _difference_maps(pipe, prompt, x_t, t, swaps, "counterfactual", blur)
+
+
+@torch.no_grad()
+def pixel_integrated_gradients(pipe: TextToImagePipeline, prompt: str, x_t: Tensor, t: int,
+                               blur: float = BLUR) -> WordMaps:
+    """(1, L, S, S): for each word, the integrated gradients of every pixel of x_0 on that word's embedding from
+    a baseline with the word padded, summed over the embedding (IG's completeness: x_0(prompt) - x_0(padded)),
+    its size summed over the channels."""
+    def padded(tokens, word, encoded):
+        ids = encoded["input_ids"][0].clone()
+        ids[word.index] = pipe.tokenizer.pad_id
+        yield ids, encoded["attention_mask"][0]
+
+    return _difference_maps(pipe, prompt, x_t, t, padded, "integrated gradients", blur)
+
+
+__all__ = ["BLUR", "KINDS_OF_WORD", "PredictedX0", "WordAttributions", "ablation_maps", "alternatives",
+           "counterfactual_maps", "integrated_gradients", "judge_target", "pixel_integrated_gradients", "region_target"]

@@ -80,6 +80,24 @@ def on_image(per_patch: Tensor, size: int) -> Tensor:
     return up.reshape(*lead, L, size, size)
 
 
+def smooth(maps: Tensor, sigma: float) -> Tensor:
+    """(..., S, S) maps blurred by a Gaussian of ``sigma`` pixels (separable, edges replicated); 0 leaves them.
+    A pixel-difference map of a shape word is a ring where two outlines differ; blurring fills the object."""
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 8:
+        raise ValueError(f"sigma must be a number of pixels in [0, 8], got {sigma!r}")
+    if sigma == 0:
+        return maps
+    r = math.ceil(2 * sigma)
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    g = torch.exp(-x**2 / (2 * sigma**2))
+    g = g / g.sum()
+    *lead, H, W = maps.shape
+    y = maps.reshape(-1, 1, H, W).float()
+    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
+    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1))
+    return y.reshape(*lead, H, W)
+
+
 @dataclass
 class WordMaps:
     """Maps (R, L, S, S): for each conditional row (an image) and each token, how much each pixel reads it."""
@@ -169,4 +187,5 @@ def output_space_maps(rec: AttentionRecorder, tokens: list[Token], size: int = 3
     return WordMaps(tokens, torch.stack(maps).mean(0), "output space")
 
 
-__all__ = ["Token", "WordMaps", "attention_maps", "find_word", "on_image", "output_space_maps", "prompt_tokens", "without"]
+__all__ = ["Token", "WordMaps", "attention_maps", "find_word", "on_image", "output_space_maps", "prompt_tokens", "smooth",
+           "without"]
