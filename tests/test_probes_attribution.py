@@ -6,8 +6,15 @@ import torch
 
 from mmdiff_lab.loading import load_judge
 from mmdiff_lab.pipelines import TrajectoryRecorder, load_pipeline
-from mmdiff_lab.probes.attribution import (alternatives, ablation_maps, counterfactual_maps, integrated_gradients,
-                                          judge_target, pixel_integrated_gradients, region_target)
+from mmdiff_lab.probes.attribution import (
+    ablation_maps,
+    alternatives,
+    counterfactual_maps,
+    integrated_gradients,
+    judge_target,
+    pixel_integrated_gradients,
+    region_target,
+)
 from mmdiff_lab.probes.word_maps import smooth
 
 PROMPT = "a large blue square at the top"
