@@ -331,7 +331,44 @@ def notebooks(labs: tuple[str, ...] = LABS, folder: Path | None = None) -> list[
     return figures
 
 
-BUILTIN: dict[str, Group] = {"world": world, "clip": clip, "t2i": t2i, "t2i_race": t2i_race, "t2i_race_lr_sweep": t2i_race_lr_sweep, "notebooks": notebooks}
+def attention(pairs: int = 9) -> list[Figure]:
+    """Lab 04's recorder: a run of one prompt with every cross-attention layer, head and step recorded against
+    the same run unrecorded (the median of back-to-back pairs' ratios, order alternating), and its memory."""
+    from .pipelines.text_to_image import load_pipeline
+    from .probes.attention import AttentionRecorder
+
+    pipe = load_pipeline("t2i-shapes")
+    prompt = "a small red circle left of a large blue square"
+
+    def plain():
+        pipe(prompt, generator=torch.Generator().manual_seed(0), output_type="pt")
+
+    def recorded():
+        with AttentionRecorder(pipe.denoiser, heads="all") as rec:
+            plain()
+        return rec
+
+    plain(), recorded()  # warm both
+    ratios = []
+    for i in range(pairs):
+        order = (plain, recorded) if i % 2 == 0 else (recorded, plain)
+        seconds = {fn: _median_seconds(fn, 1) for fn in order}
+        ratios.append(seconds[recorded] / seconds[plain])
+    rec = recorded()
+    full = AttentionRecorder(pipe.denoiser, heads="all", outputs=True)
+    with full:
+        plain()
+    how = (f"one prompt, {pipe.defaults.describe()}: {len(rec.timesteps)} denoiser calls x "
+           f"{len(rec.layer_names)} layers, every head, float32")
+    return [Figure("attention.record_overhead", statistics.median(ratios), ("<=", 1.25),
+                   f"recorded over unrecorded run, median of {pairs} back-to-back pairs; {how}"),
+            Figure("attention.recording_mb", rec.nbytes() / 2**20, ("<", 10.0), how),
+            Figure("attention.recording_with_outputs_mb", full.nbytes() / 2**20, ("<", 10.0),
+                   "the same with the attention outputs and values kept (for output-space maps)")]
+
+
+BUILTIN: dict[str, Group] = {"world": world, "clip": clip, "t2i": t2i, "t2i_race": t2i_race,
+                             "t2i_race_lr_sweep": t2i_race_lr_sweep, "attention": attention, "notebooks": notebooks}
 
 
 def groups() -> dict[str, Group]:

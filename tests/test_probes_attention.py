@@ -170,3 +170,14 @@ def test_a_guided_pipeline_run_records_each_step_and_draws_the_same_image():
     assert rec.probs(0, 0).shape == (1, 1, 64, tokens)  # one image, its conditional row only; 8x8 patches
     assert len(rec.timesteps) == 5 and rec.timesteps == sorted(rec.timesteps, reverse=True)
     assert rec.nbytes() == 5 * n_layers * 64 * tokens * 4
+
+
+def test_the_bench_group_times_a_recording_against_a_plain_run_and_weighs_it():
+    from mmdiff_lab import bench
+
+    figures = {f.key: f for f in bench.attention(pairs=1)}
+    assert figures["attention.record_overhead"].value > 0 and figures["attention.record_overhead"].target == ("<=", 1.25)
+    # 20 calls x 4 layers x 4 heads x 64 patches x 14 tokens x 4 bytes: what the recording holds, exactly
+    assert figures["attention.recording_mb"].value * 2**20 == pytest.approx(20 * 4 * 4 * 64 * 14 * 4, rel=0.01)
+    assert figures["attention.recording_with_outputs_mb"].value > figures["attention.recording_mb"].value
+    assert "attention" in bench.groups()
