@@ -179,3 +179,19 @@ def test_render_is_a_pure_function_of_the_scene():
 def test_generated_captions_always_parse(i, seed, split):
     ex = ShapesWorld(seed=seed, split=split, size=10_001)[i]
     assert parse(ex.caption).attributes() == ex.scene.attributes()
+
+
+def test_a_caption_gives_back_its_true_scene_masks_and_object_words():
+    from mmdiff_lab.data.shapes import example_of
+
+    world = ShapesWorld(seed=3, split="heldout", size=100)
+    for i in range(100):
+        example, truth = world[i], example_of(world[i].caption)
+        assert truth.object_words == example.object_words and truth.scene.relation == example.scene.relation
+        assert [o.colour for o in truth.scene.objects] == [o.colour for o in example.scene.objects]
+        assert truth.masks.shape == example.masks.shape
+    said_backwards = example_of("a small red circle right of a large blue square")
+    assert said_backwards.scene.objects[0].colour == "red" and said_backwards.scene.objects[0].position == "right"
+    assert said_backwards.masks[0][:, 16:].any() and not said_backwards.masks[0][:, :16].any()  # on the right
+    with pytest.raises(CaptionError, match="unknown word 'pink'"):
+        example_of("a small pink circle on the left")

@@ -13,6 +13,8 @@ _VIEWS = {
     "EmbeddingAlignmentExplorer": "alignment",
     "DenoisingStepping": "denoising_logic",
     "DenoisingStepper": "denoising",
+    "CrossAttentionExploring": "attention_logic",
+    "CrossAttentionExplorer": "attention",
 }
 __all__ = list(_VIEWS)
 

@@ -4,12 +4,27 @@ error and warning lines."""
 from __future__ import annotations
 
 import ipywidgets as W
-from traitlets import HasTraits, dlink, link
+import math
+
+from traitlets import HasTraits, TraitError, dlink, link
 
 from .plots import error_html, png_size, warning_html
 
 #: Pictures are enlarged with nearest-neighbour pixels on the server; pixelated keeps a browser zoom crisp too.
 STYLE = "<style>.mmdiff-picture { image-rendering: pixelated; flex: none; }</style>"
+
+
+class _Link(link):
+    """traitlets' link, except that a NaN typed into a control is the same value as itself: the state refuses it
+    (the error line says why) and the control snaps back, instead of the link breaking on NaN != NaN."""
+
+    def _update_source(self, change) -> None:
+        try:
+            super()._update_source(change)
+        except TraitError:
+            now, typed = getattr(self.target[0], self.target[1]), change.new
+            if not all(isinstance(v, float) and math.isnan(v) for v in (now, typed)):
+                raise
 
 
 def bind(state: HasTraits, name: str, control: W.ValueWidget, transform=None) -> link:
@@ -18,7 +33,7 @@ def bind(state: HasTraits, name: str, control: W.ValueWidget, transform=None) ->
     ``transform`` is (state -> control, control -> state), e.g. to show a 0-based step counted from 1.
     """
     to_control, to_state = transform or (lambda v: v, lambda v: v)
-    linked = link((state, name), (control, "value"), transform=(to_control, to_state))
+    linked = _Link((state, name), (control, "value"), transform=(to_control, to_state))
 
     def snap_back(change) -> None:
         kept = to_control(getattr(state, name))

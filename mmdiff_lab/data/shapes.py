@@ -214,6 +214,26 @@ def parse(caption: str) -> Scene:
     )
 
 
+def example_of(caption: str) -> Example:
+    """The true scene of a ShapesWorld caption, drawn in its slots (no jitter), with each object's mask and the
+    object each of its words names: what a generated image of this caption is scored against.
+
+    Raises:
+        CaptionError: as ``parse``, for a caption the grammar cannot produce.
+    """
+    text = " ".join(caption.lower().replace(",", " ").split())
+    scene = parse(text)  # canonical: the caption may say its objects the other way round
+    inverse = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+    said = [scene] if scene.relation is None else [scene, Scene(scene.objects[::-1], inverse[scene.relation])]
+    for candidate in said:
+        for template in range(len(SINGLE_TEMPLATES if len(scene.objects) == 1 else PAIR_TEMPLATES)):
+            words, object_words = describe(candidate, template)
+            if words == text:
+                image, masks = render(candidate)
+                return Example(image, text, scene=candidate, masks=masks, object_words=object_words)
+    raise CaptionError(f"{caption!r} parses, but to no template's exact words")  # parse's patterns are describe's
+
+
 # ---------------------------------------------------------------------------------------------
 # Rendering: anti-aliased coverage of each (shape, size), cached once, pasted at a position
 # ---------------------------------------------------------------------------------------------
