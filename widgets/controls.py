@@ -3,9 +3,9 @@ error and warning lines."""
 
 from __future__ import annotations
 
-import ipywidgets as W
 import math
 
+import ipywidgets as W
 from traitlets import HasTraits, TraitError, dlink, link
 
 from .plots import error_html, png_size, warning_html
