@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmdiff_lab.exercises import lab01, lab02, lab03
+from mmdiff_lab.exercises import lab01, lab02, lab03, lab04
 from mmdiff_lab.schedules import Schedule
 
 
@@ -55,8 +55,12 @@ CHECKS = {  # check -> a right answer
     lab03.check_ddim_step: ddim_step,
     lab03.check_cfg: cfg,
     lab03.check_x0_from_v: x0_from_v,
+    lab04.check_pointing: lambda heat, mask: mask.flatten()[heat.flatten().argmax()],
+    lab04.check_word_grid: lambda probs, token: probs[:, :, token].reshape(len(probs), 8, 8),
+    lab04.check_region_word: "blue",
 }
-FUNCTION_CHECKS = [c for c in CHECKS if c is not lab01.check_snr_crossing]
+VALUE_CHECKS = (lab01.check_snr_crossing, lab04.check_region_word)  # answers are values, not functions
+FUNCTION_CHECKS = [c for c in CHECKS if c not in VALUE_CHECKS]
 
 
 def verdict(check, answer, capsys) -> tuple[bool, str]:
@@ -117,7 +121,7 @@ WRONG_FUNCTIONS = {  # a wrong kind of answer -> words the line must contain
 }
 
 
-NUMBER_CHECKS = (lab02.check_info_nce, lab02.check_recall_at_1, lab02.check_modality_gap)  # answers are numbers
+NUMBER_CHECKS = (lab02.check_info_nce, lab02.check_recall_at_1, lab02.check_modality_gap, lab04.check_pointing)  # answers are numbers
 NUMBER_WORDS = {"a function returning NaN": (lambda *args: torch.tensor(math.nan), "is nan, not a finite number"),
                 "a function returning a wrong shape": (_returns_wrong_shape, "one number, got a tensor of shape (7, 7)")}
 
@@ -126,6 +130,8 @@ NUMBER_WORDS = {"a function returning NaN": (lambda *args: torch.tensor(math.nan
 @pytest.mark.parametrize("kind", WRONG_FUNCTIONS)
 def test_a_wrong_kind_of_answer_gets_a_clear_line_not_an_exception(check, kind, capsys):
     answer, words = NUMBER_WORDS.get(kind, WRONG_FUNCTIONS[kind]) if check in NUMBER_CHECKS else WRONG_FUNCTIONS[kind]
+    if check is lab04.check_word_grid and kind == "a function returning NaN":  # its input is not its output's shape
+        answer = lambda probs, token: probs[:, :, token].reshape(len(probs), 8, 8) * math.nan  # noqa: E731
     ok, line = verdict(check, answer, capsys)
     assert not ok and line.startswith("✗")
     assert words in line, line
@@ -176,3 +182,21 @@ def test_half_answers_get_their_hint(capsys):
     x0_itself = lambda x_t, eps, ab_t, ab_prev: (x_t - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()  # noqa: E731
     assert "predicted x0 itself" in verdict(lab03.check_ddim_step, x0_itself, capsys)[1]
     assert Schedule.from_name("linear").T == 1000  # the crossing above is for T = 1000
+
+
+def test_lab04s_wrong_answers_say_why(capsys):
+    ok, line = verdict(lab04.check_pointing, lambda h, m: float(h[m].mean() > h[~m].mean()), capsys)
+    assert not ok and "the pointing game asks only where its single highest pixel is" in line
+    ok, line = verdict(lab04.check_pointing, lambda h, m: torch.tensor(False), capsys)
+    assert not ok and "want 1, got 0 (the peak is inside the mask here)" in line  # False counts as 0
+    ok, line = verdict(lab04.check_word_grid, lambda p, t: p[:, :, t].reshape(len(p), 8, 8).transpose(1, 2), capsys)
+    assert not ok and "the grid is transposed" in line
+    ok, line = verdict(lab04.check_word_grid, lambda p, t: p[:, :, t + 1].reshape(len(p), 8, 8), capsys)
+    assert not ok and "a neighbouring token's map" in line
+    ok, line = verdict(lab04.check_region_word, "red", capsys)
+    assert not ok and "(it names the circle on the left, not the square)" in line
+    for answer, words in [("pink", "is not a word of"), (3, "got 3 (int)"), (["blue"], "(list)")]:
+        ok, line = verdict(lab04.check_region_word, answer, capsys)
+        assert not ok and words in line
+    ok, line = verdict(lab04.check_region_word, " Blue ", capsys)
+    assert ok
