@@ -106,3 +106,31 @@ def explorer(moves: int = 20) -> list[Figure]:
         times.append(time.perf_counter() - start)
     return [Figure("explorer.slider_ms", statistics.median(times) * 1000, ("<=", 200.0),
                    f"median of {moves} moves between 2 cached checkpoints, 2,000 points")]
+
+
+def attention_explorer(moves: int = 40) -> list[Figure]:
+    """The cross-attention explorer over a recorded run: each move of the step slider, layer or head to a view
+    not shown before (maps from the record, IoUs, PNGs), median and slowest of ``moves``."""
+    import random as _random
+
+    from .attention_logic import CrossAttentionExploring
+
+    state = CrossAttentionExploring()
+    state.run()
+    state.aggregate = False
+    rng = _random.Random(0)
+    ranges = {"step": range(state.n_steps), "layer": range(-1, state.n_layers), "head": range(-1, state.n_heads)}
+    times = []
+    while len(times) < moves:
+        name = rng.choice(list(ranges))
+        value = rng.choice([v for v in ranges[name] if v != getattr(state, name)])
+        view = {"step": state.step, "layer": state.layer, "head": state.head, name: value}
+        if (False, view["step"], view["layer"], view["head"], state.method, state.renormalise,
+                state.shared_scale) in state._cache:
+            continue  # time only views drawn for the first time
+        start = time.perf_counter()
+        setattr(state, name, value)
+        times.append(time.perf_counter() - start)
+    how = f"{moves} moves of step, layer or head over a recorded {state.n_steps}-call run, each to a view not cached"
+    return [Figure("attention.explorer_update_ms", statistics.median(times) * 1000, ("<", 100.0), how),
+            Figure("attention.explorer_slowest_update_ms", max(times) * 1000, None, "the slowest of those moves")]

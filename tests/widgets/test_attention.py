@@ -163,3 +163,11 @@ def test_the_widget_binds_its_controls(state):
     state.error, state.aggregate, state.layer = "", True, -1
     with pytest.raises(TypeError, match="give a state or the settings of a new one"):
         CrossAttentionExplorer(state, prompt="a red circle")
+
+
+def test_the_bench_group_times_views_drawn_for_the_first_time():
+    from mmdiff_lab.widgets.bench import attention_explorer
+
+    figures = {f.key: f for f in attention_explorer(moves=3)}
+    assert 0 < figures["attention.explorer_update_ms"].value <= figures["attention.explorer_slowest_update_ms"].value
+    assert figures["attention.explorer_update_ms"].target == ("<", 100.0)
