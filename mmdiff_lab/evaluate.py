@@ -178,47 +178,61 @@ def _t2i_digits(per_class: int = 20) -> list[Figure]:
                    f"settings read from the pipeline folder ({d.describe()})")]
 
 
+#: The models lab 04 compares: key prefix -> shipped pipeline.
+ATTENTION_MODELS = {"": "t2i-shapes", "words_model.": "t2i-shapes-words"}
+
+
 def attention(n: int = 50) -> list[Figure]:
-    """The shipped t2i-shapes' word maps against ShapesWorld's true masks, per method, beside chance: attention
+    """Each shipped ShapesWorld model's word maps against the true masks, per method, beside chance: attention
     (each layer, head and a few steps alone, and aggregated as DAAM), the output-space maps, and the causal maps
-    (ablation, counterfactual, per-pixel integrated gradients); their agreement; a colour swap's locality."""
+    (ablation, counterfactual, per-pixel integrated gradients); their agreement; a colour swap's locality; and
+    where each model reads a colour from (``probes.text_sources``)."""
     from tqdm.auto import tqdm
 
     from .data.pairs import HELDOUT_SEED
     from .loading import load_judge
     from .pipelines.text_to_image import load_pipeline
-    from .probes.scoring import score_heldout
+    from .probes.scoring import heldout_examples, score_heldout
+    from .probes.text_sources import SAYS, colour_sources
 
-    pipe = load_pipeline("t2i-shapes")
-    found = score_heldout(pipe, n=n, judge=load_judge("judge-shapes"),
-                          progress=lambda xs: tqdm(xs, desc="attention maps"))
-    how = {"miou": f"mean IoU (map min-max normalised, cut at 0.4) with the word's object mask, every size, colour "
-                   f"and shape word of {n} one- and {n} two-object held-out prompts (ShapesWorld seed {HELDOUT_SEED}), "
-                   f"at the pipeline's own settings ({pipe.defaults.describe()})",
-           "pointing": "share of object words whose map peaks inside their object's mask",
-           "binding": "two-object prompts: the map's mass on its own object over its mass on both",
-           "miou_two": "mIoU over the two-object prompts alone",
-           "binding_drawn_right": "binding over the two-object images the judge reads right"}
-    causal = "the counterfactual maps (the word swapped for each other of its kind, at x_T; the best causal " \
-             "method on validation prompts, seed 777)"
-    targets = {"counterfactual.binding": (">=", 0.90), "counterfactual.miou_two": (">=", 0.60),
-               "intervention.swap_locality": (">=", 0.90)}
-    notes = {"counterfactual.binding": causal, "counterfactual.miou_two": causal,
-             "intervention.swap_locality": f"median over the {n} two-object prompts of the share of the image's "
-                                           "change inside the object's mask, its colour word swapped for one in "
-                                           "neither object (prompt-to-prompt, the maps kept for half the steps)",
-             "intervention.swap_locality_rim1": "the same share inside the mask grown by 1 pixel",
-             "intervention.swap_locality_rim2": "grown by 2 pixels",
-             "intervention.swap_on_other_object": "the same share on the other object",
-             "intervention.swap_judged_right": "share of swapped images the judge reads with both colours right",
-             "chance.miou": "a flat map (knows nothing)"}
+    judge = load_judge("judge-shapes")
     figures = []
-    for key in sorted(found):
-        method, score = key.rsplit(".", 1)
-        note = notes.get(key) or (how[score] if method == "attention" else "")
-        if method == "agreement" and key == "agreement.attention_ablation":
-            note = "Spearman rank correlation of two methods' maps over pixels, mean over object words"
-        figures.append(Figure(f"attention.{key}", found[key], targets.get(key), note))
+    for prefix, name in ATTENTION_MODELS.items():
+        pipe = load_pipeline(name)
+        found = score_heldout(pipe, n=n, judge=judge, progress=lambda xs, name=name: tqdm(xs, desc=f"{name}: word maps"))
+        how = {"miou": f"{name}: mean IoU (map min-max normalised, cut at 0.4) with the word's object mask, every "
+                       f"size, colour and shape word of {n} one- and {n} two-object held-out prompts (ShapesWorld "
+                       f"seed {HELDOUT_SEED}), at the pipeline's own settings ({pipe.defaults.describe()})",
+               "pointing": "share of object words whose map peaks inside their object's mask",
+               "binding": "two-object prompts: the map's mass on its own object over its mass on both",
+               "miou_two": "mIoU over the two-object prompts alone",
+               "binding_drawn_right": "binding over the two-object images the judge reads right"}
+        causal = f"{name}: the counterfactual maps (the word swapped for each other of its kind, at x_T; the best " \
+                 "causal method on validation prompts, seed 777)"
+        targets = {"counterfactual.binding": (">=", 0.90), "counterfactual.miou_two": (">=", 0.60),
+                   "intervention.swap_locality": (">=", 0.90)}
+        notes = {"counterfactual.binding": causal, "counterfactual.miou_two": causal,
+                 "intervention.swap_locality": f"{name}: median over the {n} two-object prompts of the share of the "
+                                               "image's change inside the object's mask, its colour word swapped "
+                                               "for one in neither object (prompt-to-prompt, the maps kept for half "
+                                               "the steps)",
+                 "intervention.swap_locality_rim1": "the same share inside the mask grown by 1 pixel",
+                 "intervention.swap_locality_rim2": "grown by 2 pixels",
+                 "intervention.swap_on_other_object": "the same share on the other object",
+                 "intervention.swap_judged_right": "share of swapped images the judge reads with both colours right",
+                 "agreement.attention_counterfactual": "Spearman rank correlation of two methods' maps over pixels, "
+                                                       "mean over object words",
+                 "chance.miou": "a flat map (knows nothing)"}
+        for key in sorted(found):
+            method, score = key.rsplit(".", 1)
+            note = notes.get(key) or (how[score] if method == "attention" else "")
+            figures.append(Figure(f"attention.{prefix}{key}", found[key], targets.get(key), note))
+        captions = [e.caption for e in heldout_examples(1, n)]
+        sources = colour_sources(pipe, judge, captions)
+        for source, shares in sources.items():
+            note = (f"{name}: {n} held-out one-object prompts A, each run reading {SAYS[source]} from prompt B (the "
+                    f"colour swapped for the next one): share the judge reads in B's colour")
+            figures.append(Figure(f"attention.{prefix}colour_source.{source}", shares["b"], None, note))
     return figures
 
 

@@ -202,10 +202,25 @@ ax.set_title('"red" -> "green": how far each token\'s state moves', fontsize=8)
 plt.show()
 
 # %% [markdown]
-# In the final states, "red" has leaked into every token (`<eos>`, "square", "of" ...): the denoiser can read the
-# colour anywhere, so nothing forces its patches to look at "red". `SECOND_MODEL` is the same recipe with one
-# change: its cross-attention reads the word embeddings alone, in which only the "red" token says red. Its maps,
-# side by side with the shipped model's (`docs/results.md` has the controlled runs behind this):
+# In the final states, "red" has leaked into every token (`<eos>`, "square", "of" ...): the denoiser *can* read
+# the colour anywhere. Does it? A controlled test: run prompt A ("... red ...") but hand the denoiser some parts
+# of the text states of prompt B (the colour swapped for the next one), and ask the judge which colour it drew.
+
+# %%
+from mmdiff_lab.probes.text_sources import SAYS, colour_sources
+
+captions = [e.caption for e in heldout_examples(1, N_PROMPTS)]
+sources = {name: colour_sources(p, judge, captions) for name, p in ((MODEL, pipe), (SECOND_MODEL, second))}
+print(f"share of {len(captions)} images drawn in B's colour when the run reads, from prompt B, ...")
+for source, says in SAYS.items():
+    print(f"  {says:42s}" + "".join(f"{name}: {found[source]['b']:.2f}   " if source in found else f"{name}: -      "
+                                    for name, found in sources.items()))
+
+# %% [markdown]
+# The shipped model ignores its colour token: it takes the colour from the *other* tokens' final states, where
+# the text tower's self-attention put it. So nothing forces its patches to look at "red". `SECOND_MODEL` is the
+# same recipe with one change: its cross-attention reads the word embeddings alone, in which only the "red" token
+# says red. Its maps, side by side with the shipped model's (`docs/results.md` has the controlled runs):
 
 # %%
 rec2, run2, image2 = record(second, PROMPT, seed=SEED)
