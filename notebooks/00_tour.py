@@ -111,10 +111,37 @@ for ax, image, prompt in zip(axes, images, prompts):
 plt.show()
 
 # %% [markdown]
+# ## Lab 04 — attention and attribution
+# Where does each word act? Top: how much each image patch reads the word through cross-attention, summed over
+# the run (DAAM). Bottom: where the predicted image changes when the word is swapped for another of its kind.
+# Cyan: the true outline of the word's object. Lab 04 finds out why the two disagree.
+
+# %%
+from mmdiff_lab.data.shapes import example_of
+from mmdiff_lab.probes.attribution import counterfactual_maps
+from mmdiff_lab.probes.scoring import record
+from mmdiff_lab.probes.word_maps import attention_maps, prompt_tokens
+
+prompt = "a small red circle left of a large blue square"
+rec, run, image = record(t2i, prompt, seed=SEED)
+tokens = prompt_tokens(t2i.tokenizer, prompt)
+rows = {"attention": attention_maps(rec, tokens),
+        "counterfactual": counterfactual_maps(t2i, prompt, run.steps[0].x_t[:1], run.steps[0].t)}
+truth = example_of(prompt).word_masks()
+words = [t for t in tokens if t.kind == "word" and t.index - 1 in truth]
+fig, axes = plt.subplots(2, len(words), figsize=(1.3 * len(words), 3))
+for r, (name, maps) in enumerate(rows.items()):
+    for ax, token in zip(axes[r], words):
+        ax.imshow(maps.maps[0, token.index], cmap="magma")
+        ax.contour(truth[token.index - 1], levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.set_title(f"{name}\n{token.text}" if token is words[0] else token.text, fontsize=7)
+        ax.axis("off")
+plt.show()
+
+# %% [markdown]
 # ## The labs to come
 # | lab | what you will do |
 # | --- | --- |
-# | 04 attention and attribution | per-word cross-attention maps scored against true masks; captum attributions |
 # | 05 image to text | watch a caption unmask step by step; retrieval by denoising error |
 # | 06 efficiency and augmentation | few-step GAN + diffusion; steps against quality; augmenting a small dataset |
 # | 07 bring your own model | the same widgets on a Stable Diffusion pipeline from a local folder |

@@ -25,7 +25,7 @@ PARAMETERS = {
 }
 # The figures each lab draws with plt.show() in a top-to-bottom run (lab 02's loss curve waits for its
 # background training, so a Run All does not draw it).
-FIGURES = {"00_tour.ipynb": 3, "01_forward_noising.ipynb": 2, "02_shared_space.ipynb": 1, "03_text_to_image.ipynb": 6,
+FIGURES = {"00_tour.ipynb": 4, "01_forward_noising.ipynb": 2, "02_shared_space.ipynb": 1, "03_text_to_image.ipynb": 6,
            "04_attention_attribution.ipynb": 6}
 # Appended to a notebook to check what its cells left behind. Lab 02: the background run ends, and the live
 # explorer then holds every snapshot it wrote (20 steps, one every 10) beside the untrained model.
