@@ -7,11 +7,7 @@ import ipywidgets as W
 from traitlets import dlink
 
 from .attention_logic import CAUSAL, EDITS, MAX_WEIGHT, METHODS, SEED_MAX, CrossAttentionExploring
-from .controls import STYLE, bind, feedback_lines, picture
-
-
-def _titled(title: str, *children) -> W.VBox:
-    return W.VBox([W.HTML(f"<b>{title}</b>"), *children], layout=W.Layout(margin="4px 0"))
+from .controls import STYLE, bind, feedback_lines, picture, titled
 
 
 class CrossAttentionExplorer(W.VBox):
@@ -102,11 +98,11 @@ class CrossAttentionExplorer(W.VBox):
             W.HBox([self.layer, self.head, self.renormalise, self.shared_scale]),
             self.method,
             self.status,
-            W.HBox([_titled("image", image),
-                    _titled("where each word is read (cyan: its object's true mask)", maps, tokens)]),
-            _titled("where each word acts: the predicted x_0 at x_T when it changes", self.causal, causal),
-            _titled("which words draw an object", self.focus, self.attributions),
-            _titled("intervene: re-run the seed with the word changed", self.edit,
+            W.HBox([titled("image", image),
+                    titled("where each word is read (cyan: its object's true mask)", maps, tokens)]),
+            titled("where each word acts: the predicted x_0 at x_T when it changes", self.causal, causal),
+            titled("which words draw an object", self.focus, self.attributions),
+            titled("intervene: re-run the seed with the word changed", self.edit,
                     W.HBox([self.edit_word, self.edit_new_word, self.edit_weight]),
                     W.HBox([self.edit_steps, self.keep_layout, self.intervene_button]), self.edit_status, edited),
         ])

@@ -64,6 +64,11 @@ def picture(state: HasTraits, trait: str, placeholder: str, image: W.Image | Non
     return image, W.Box([image, note])
 
 
+def titled(title: str, *children) -> W.VBox:
+    """A section of a view: a bold title above its controls and pictures."""
+    return W.VBox([W.HTML(f"<b>{title}</b>"), *children], layout=W.Layout(margin="4px 0"))
+
+
 def feedback_lines(state: HasTraits) -> tuple[W.HTML, W.HTML]:
     """The error line and the warning line of a view, following its state."""
     error, warning = W.HTML(), W.HTML()

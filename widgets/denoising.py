@@ -7,12 +7,8 @@ from traitlets import dlink
 
 from mmdiff_lab.pipelines.samplers import SCHEDULERS
 
-from .controls import STYLE, bind, feedback_lines, picture
+from .controls import STYLE, bind, feedback_lines, picture, titled
 from .denoising_logic import MAX_STEPS, SEED_MAX, DenoisingStepping
-
-
-def _titled(title: str, *children) -> W.VBox:
-    return W.VBox([W.HTML(f"<b>{title}</b>"), *children], layout=W.Layout(margin="4px 0"))
 
 
 class DenoisingStepper(W.VBox):
@@ -91,10 +87,10 @@ class DenoisingStepper(W.VBox):
             self.warning,
             W.HBox([self.back_button, self.play, self.forward_button, self.step]),
             self.status,
-            _titled("run at this step", panels),
-            _titled("branch: from the current step, continue with", self.branch_prompt,
+            titled("run at this step", panels),
+            titled("branch: from the current step, continue with", self.branch_prompt,
                     W.HBox([self.branch_guidance, self.branch_sampler, self.branch_button]), branch_panels),
-            _titled("final images", finals),
+            titled("final images", finals),
         ])
         self.add_class("mmdiff-denoising-stepper")
 
