@@ -111,7 +111,7 @@ class CrossAttentionExploring(Feedback):
 
             pipeline = load_pipeline("t2i-shapes")
         self.pipeline = pipeline
-        layers = cross_attention_layers(pipeline.denoiser)  # raises for a model with none: nothing to explore
+        layers = cross_attention_layers(pipeline.denoiser)
         if not layers:
             raise ValueError(f"{type(pipeline.denoiser).__name__} has no cross-attention layers to explore")
         self.layer_names = list(layers)
