@@ -175,3 +175,16 @@ def test_a_colour_swap_repaints_the_first_object_with_a_colour_neither_has():
         assert example.caption.split()[w] == example.scene.objects[0].colour
         assert new not in {o.colour for o in example.scene.objects} and scene.objects[0].colour == new
         assert scene.objects[1] == example.scene.objects[1] and scene.objects[0].shape == example.scene.objects[0].shape
+
+
+def test_the_worlds_own_counterfactual_maps_are_the_methods_ceiling():
+    """Swapping a word in the scene itself and re-rendering (with the example's own jitter): a colour swap
+    changes exactly its object, so its map binds perfectly and covers the object; a shape swap only the outline."""
+    from mmdiff_lab.data.shapes import render
+    from mmdiff_lab.probes.scoring import _jitter, heldout_examples, score_example, word_kind, world_counterfactual_maps
+
+    for example in heldout_examples(2, 4):
+        assert (render(example.scene, _jitter(example))[0] == example.image).all()
+        scores = score_example({"world": world_counterfactual_maps(example)}, example)["world"]
+        assert min(scores["binding"]) > 0.95 and min(scores["miou_colour"]) > 0.6
+    assert [word_kind(w) for w in ("red", "small", "circle")] == ["colour", "size", "shape"]

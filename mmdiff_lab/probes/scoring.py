@@ -23,16 +23,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..data import ShapesWorld
+from ..data.base import image_to_tensor
 from ..data.pairs import HELDOUT_SEED
-from ..data.shapes import COLOURS
+from ..data.shapes import COLOURS, JITTER, RADII, render
 from ..metrics.faithfulness import score as judge_score
 from ..metrics.localisation import binding, iou, iou_chance, locality, pointing, pointing_chance
 from ..pipelines.text_to_image import TextToImagePipeline
 from ..pipelines.trajectory import Trajectory, TrajectoryRecorder
 from .attention import AttentionRecorder
-from .attribution import ablation_maps, counterfactual_maps, pixel_integrated_gradients
+from .attribution import BLUR, ablation_maps, alternatives, counterfactual_maps, pixel_integrated_gradients
 from .interventions import swapped
-from .word_maps import WordMaps, attention_maps, output_space_maps, prompt_tokens
+from .word_maps import Token, WordMaps, attention_maps, output_space_maps, prompt_tokens, smooth
 
 #: Steps (denoiser calls) at which attention is also scored alone: the first, a quarter, half-way, the last.
 STEP_SHARES = (0.0, 0.25, 0.5, 1.0)
@@ -78,6 +79,44 @@ def method_maps(pipe: TextToImagePipeline, rec: AttentionRecorder, run: Trajecto
     return maps
 
 
+def word_kind(word: str) -> str:
+    """"colour", "size" or "shape": which attribute an object word names."""
+    return "colour" if word in COLOURS else "size" if word in RADII else "shape"
+
+
+def _jitter(example) -> tuple[tuple[int, int], ...]:
+    """Each object's offset from its slot, found back from its mask (an example does not keep it)."""
+    offsets = [(dx, dy) for dx in range(-JITTER, JITTER + 1) for dy in range(-JITTER, JITTER + 1)]
+    found = []
+    for k, obj in enumerate(example.scene.objects):
+        alone = dataclasses.replace(example.scene, objects=(obj,), relation=None)
+        found.append(next((o for o in offsets if (render(alone, (o,))[1][0] == example.masks[k]).all()), (0, 0)))
+    return tuple(found)
+
+
+def world_counterfactual_maps(example) -> WordMaps:
+    """The counterfactual maps of the world itself: for each object word, the mean over the other words of its
+    kind of |render(scene) - render(scene with the word swapped)|, blurred as the model's are. What the method
+    scores for a model that draws every prompt exactly: its ceiling (a shape swap changes only where two outlines
+    differ)."""
+    words = example.caption.split()
+    tokens = [Token(0, "<bos>", "start"), *(Token(i + 1, w, "word") for i, w in enumerate(words)),
+              Token(len(words) + 1, "<eos>", "end")]
+    scene = example.scene
+    jitter = _jitter(example)
+    base = image_to_tensor(render(scene, jitter)[0])
+    maps = torch.zeros(1, len(tokens), *base.shape[-2:])
+    for w, k in example.object_words:
+        field = word_kind(words[w])
+        others = alternatives(words[w])
+        for other in others:
+            objects = list(scene.objects)
+            objects[k] = dataclasses.replace(objects[k], **{field: other})
+            swapped_scene = dataclasses.replace(scene, objects=tuple(objects))
+            maps[0, w + 1] += (base - image_to_tensor(render(swapped_scene, jitter)[0])).abs().sum(0) / len(others)
+    return WordMaps(tokens, smooth(maps, BLUR), "world counterfactual")
+
+
 def rank_correlation(a: Tensor, b: Tensor) -> float:
     """Spearman's rank correlation of two maps' pixels (ties broken by position); 0 when either is flat."""
     ra, rb = (x.flatten().argsort().argsort().float() for x in (a, b))
@@ -88,7 +127,9 @@ def rank_correlation(a: Tensor, b: Tensor) -> float:
 
 def score_example(maps: dict[str, WordMaps], example) -> dict[str, dict[str, list[float]]]:
     """{method: {score: [one value per object word]}} of one example, and {"chance": ...} beside them. Scores:
-    miou, pointing, binding (two objects only), and miou_two (mIoU of the two-object prompts alone)."""
+    miou, pointing, binding (two objects only), miou_two (mIoU of the two-object prompts alone), and, for the
+    methods that are not one layer, head or step alone, miou_colour, miou_size and miou_shape (by the word's
+    kind)."""
     masks = {w: torch.from_numpy(m) for w, m in example.word_masks().items()}
     objects = dict(example.object_words)  # word index -> object index
     found: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -104,6 +145,8 @@ def score_example(maps: dict[str, WordMaps], example) -> dict[str, dict[str, lis
             heat = word_maps.of(w)
             found[method]["miou"].append(iou(heat, mask))
             found[method]["pointing"].append(pointing(heat, mask))
+            if "_layer" not in method and "_step" not in method:
+                found[method][f"miou_{word_kind(example.caption.split()[w])}"].append(found[method]["miou"][-1])
             if two:
                 found[method]["binding"].append(binding(heat, mask, other[0]))
                 found[method]["miou_two"].append(found[method]["miou"][-1])
@@ -157,7 +200,9 @@ def score_heldout(pipe: TextToImagePipeline, n: int = 50, seed: int = HELDOUT_SE
     examples = heldout_examples(1, n, seed) + heldout_examples(2, n, seed)
     for i, example in enumerate(progress(examples) if progress else examples):
         rec, run, image = record(pipe, example.caption, seed=i, heads="all")
-        scores = score_example(method_maps(pipe, rec, run, example.caption), example)
+        maps = method_maps(pipe, rec, run, example.caption)
+        maps["counterfactual_world"] = world_counterfactual_maps(example)
+        scores = score_example(maps, example)
         for method, by_key in scores.items():
             for key, values in by_key.items():
                 totals[method][key] += values
@@ -175,4 +220,5 @@ def score_heldout(pipe: TextToImagePipeline, n: int = 50, seed: int = HELDOUT_SE
 
 
 __all__ = ["COMPARED", "STEP_SHARES", "colour_swap", "heldout_examples", "intervention_scores", "method_maps",
-           "rank_correlation", "record", "rim", "score_example", "score_heldout"]
+           "rank_correlation", "record", "rim", "score_example", "score_heldout", "word_kind",
+           "world_counterfactual_maps"]
