@@ -132,7 +132,8 @@ def test_an_example_is_scored_per_object_word_beside_chance():
     n_words = len(example.object_words)
     assert n_words >= 4 and len(scores["truth"]["miou"]) == n_words
     assert scores["truth"] == {"miou": [1.0] * n_words, "pointing": [1.0] * n_words, "binding": [1.0] * n_words,
-                               "miou_two": [1.0] * n_words}
+                               "miou_two": [1.0] * n_words, "miou_colour": [1.0] * 2, "miou_size": [1.0] * 2,
+                               "miou_shape": [1.0] * 2}
     assert scores["flat"]["miou"] == [0.0] * n_words and scores["flat"]["binding"] == scores["chance"]["binding"]
     assert all(0 < c < 0.2 for c in scores["chance"]["pointing"]) and all(0 < c < 1 for c in scores["chance"]["binding"])
 
