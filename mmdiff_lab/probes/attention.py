@@ -80,7 +80,8 @@ class CrossAttentionProcessor:
         probs = attn.get_attention_scores(q, k, attention_mask)  # (R*H, N, L), rows batch-major: r*H + h
         probs = self.recorder.on_probs(self.layer, probs.view(R, attn.heads, *probs.shape[1:]), conditional)
         hidden_states = attn.batch_to_head_dim(torch.bmm(probs.flatten(0, 1), v))  # o = A V, (R, N, H*d)
-        self.recorder.on_outputs(self.layer, hidden_states, attn.batch_to_head_dim(v), conditional)
+        if self.recorder.keep_outputs:  # V back to (R, L, H*d) only when it is kept
+            self.recorder.on_outputs(self.layer, hidden_states, attn.batch_to_head_dim(v), conditional)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))  # linear, dropout
         if four_d:
             hidden_states = hidden_states.transpose(-1, -2).reshape(R, C, h, w)
