@@ -182,7 +182,13 @@ def test_the_worlds_own_counterfactual_maps_are_the_methods_ceiling():
     """Swapping a word in the scene itself and re-rendering (with the example's own jitter): a colour swap
     changes exactly its object, so its map binds perfectly and covers the object; a shape swap only the outline."""
     from mmdiff_lab.data.shapes import render
-    from mmdiff_lab.probes.scoring import _jitter, heldout_examples, score_example, word_kind, world_counterfactual_maps
+    from mmdiff_lab.probes.scoring import (
+        _jitter,
+        heldout_examples,
+        score_example,
+        word_kind,
+        world_counterfactual_maps,
+    )
 
     for example in heldout_examples(2, 4):
         assert (render(example.scene, _jitter(example))[0] == example.image).all()
