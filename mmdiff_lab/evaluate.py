@@ -206,7 +206,8 @@ def attention(n: int = 50) -> list[Figure]:
                "pointing": "share of object words whose map peaks inside their object's mask",
                "binding": "two-object prompts: the map's mass on its own object over its mass on both",
                "miou_two": "mIoU over the two-object prompts alone",
-               "binding_drawn_right": "binding over the two-object images the judge reads right"}
+               "binding_drawn_right": "binding over the two-object images the judge reads right",
+               **{f"miou_{kind}": f"mIoU of the {kind} words alone" for kind in ("colour", "size", "shape")}}
         causal = f"{name}: the counterfactual maps (the word swapped for each other of its kind, at x_T; the best " \
                  "causal method on validation prompts, seed 777)"
         targets = {"counterfactual.binding": (">=", 0.90), "counterfactual.miou_two": (">=", 0.60),
@@ -222,10 +223,13 @@ def attention(n: int = 50) -> list[Figure]:
                  "intervention.swap_judged_right": "share of swapped images the judge reads with both colours right",
                  "agreement.attention_counterfactual": "Spearman rank correlation of two methods' maps over pixels, "
                                                        "mean over object words",
-                 "chance.miou": "a flat map (knows nothing)"}
+                 "chance.miou": "a flat map (knows nothing)",
+                 "counterfactual_world.miou": "the world's own counterfactual maps (the scene re-rendered with the "
+                                              "word swapped): the method's ceiling for a model drawing every prompt "
+                                              "exactly"}
         for key in sorted(found):
             method, score = key.rsplit(".", 1)
-            note = notes.get(key) or (how[score] if method == "attention" else "")
+            note = notes.get(key) or (how[score] if method == "attention" and score in how else "")
             figures.append(Figure(f"attention.{prefix}{key}", found[key], targets.get(key), note))
         captions = [e.caption for e in heldout_examples(1, n)]
         sources = colour_sources(pipe, judge, captions)

@@ -106,7 +106,8 @@ def test_runs_top_to_bottom(path, tmp_path):
     if name == "04_attention_attribution.ipynb":
         by_hand = [float(x) for x in re.findall(r"max \|A by hand - A recorded\| = (\S+);", text)]
         assert len(by_hand) == 1 and by_hand[0] < 1e-5, by_hand
-        assert "layers hooked: ['blocks.0.attn2']" in text
+        assert "layers hooked: ['blocks.0.attn2', 'blocks.1.attn2', 'blocks.2.attn2', 'blocks.3.attn2'], kept: " \
+               "['blocks.0.attn2']" in text
 
 
 def test_the_notebooks_bench_says_where_it_looked_when_the_labs_are_missing(tmp_path):
