@@ -202,6 +202,8 @@ class CrossAttentionExploring(Feedback):
         def go():
             self._busy = True  # the traits set below re-render once, at the end, not on each
             tokens = prompt_tokens(self.pipeline.tokenizer, self.prompt)  # an unknown word fails before any work
+            if not any(t.kind == "word" for t in tokens):
+                raise ValueError("the prompt has no words to map; type one, e.g. 'a small red circle on the left'")
             try:
                 truth = example_of(self.prompt)
             except CaptionError:

@@ -111,6 +111,18 @@ def test_an_unknown_word_fails_before_any_run_and_keeps_the_record(fresh):
         s.stale = False
 
 
+@pytest.mark.parametrize("prompt", ["", "   ", "."])
+def test_a_prompt_without_words_is_named_before_any_run(fresh, prompt):
+    s = fresh
+    calls = s.pipeline_calls
+    s.prompt = prompt
+    try:
+        assert not s.run() and "the prompt has no words to map" in s.error and s.pipeline_calls == calls
+    finally:
+        s.prompt = PROMPT
+        s.stale = False
+
+
 def test_the_focus_words_integrated_gradients_are_shown(fresh):
     s = fresh
     assert "<b>small</b>" in s.attributions_html and "convergence delta" in s.attributions_html
