@@ -219,6 +219,7 @@ class CrossAttentionExploring(Feedback):
             first = steps.trajectory.steps[0]
             causal = {name: fn(self.pipeline, self.prompt, first.x_t[:1], first.t) for name, fn in CAUSAL.items()}
             self.recording, self.tokens, self.truth, self.image = rec, tokens, truth, image
+            self.image_png = png(tensor_to_image(image), scale=SCALE)  # once per run, not per view
             self.causal_maps, self._ig, self._cache, self._x_T = causal, {}, {}, (first.x_t[:1], first.t)
             self.edit_png, self.edit_status = b"", ""
             self.n_steps = len(rec.timesteps)
@@ -301,7 +302,6 @@ class CrossAttentionExploring(Feedback):
         if causal_key not in self._cache:
             self._cache[causal_key] = png(self._strip(self.causal_maps[self.causal], self.words, self._iou_label))
         self.causal_png = self._cache[causal_key]
-        self.image_png = png(tensor_to_image(self.image), scale=SCALE)
         self.attributions_html = self._attributions()
         rec = self.recording
         where = "all steps (DAAM sum)" if self.aggregate else f"step {self.step + 1}/{self.n_steps} (t = {rec.timesteps[self.step]})"
