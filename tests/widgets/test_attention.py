@@ -183,3 +183,17 @@ def test_the_bench_group_times_views_drawn_for_the_first_time():
     figures = {f.key: f for f in attention_explorer(moves=3)}
     assert 0 < figures["attention.explorer_update_ms"].value <= figures["attention.explorer_slowest_update_ms"].value
     assert figures["attention.explorer_update_ms"].target == ("<", 100.0)
+
+
+def test_the_explorer_reads_diffusers_unet_alike():
+    """The same explorer on a (tiny, untrained) UNet2DConditionModel: its layers at two resolutions, 8 heads."""
+    from conftest import tiny_t2i_pipeline
+
+    s = CrossAttentionExploring(tiny_t2i_pipeline(backbone="unet"), judge=SimpleNamespace(read=lambda x: [{}]))
+    assert s.n_layers == 4 and s.n_heads == 8 and s.layer_names[0].startswith("down_blocks.1.attentions.0")
+    assert s.run(), s.error
+    s.aggregate, s.step, s.layer, s.head = False, 3, 1, 5
+    assert s.error == "" and "layer 1 (up_blocks.0" in s.status and s.maps_png.startswith(b"\x89PNG")
+    s.edit, s.edit_weight = "reweight", 2.0
+    assert s.intervene(), s.error
+    assert "the judge reads: nothing" in s.edit_status
