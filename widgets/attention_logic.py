@@ -261,6 +261,15 @@ class CrossAttentionExploring(Feedback):
         if self.recording is not None and self._ready and not self._busy:
             self.attempt(self._render)
 
+    def view_key(self, **changes) -> tuple:
+        """What picks the word maps shown: the current view's settings, with ``changes`` (e.g. step=3) applied."""
+        names = ("aggregate", "step", "layer", "head", "method", "renormalise", "shared_scale")
+        return tuple(changes.get(name, getattr(self, name)) for name in names)
+
+    def is_drawn(self, **changes) -> bool:
+        """Whether the view with ``changes`` applied has been drawn already (moving to it only reads a cache)."""
+        return self.view_key(**changes) in self._cache
+
     def current_maps(self):
         """The WordMaps at the chosen step (or all), layer and head (or their means), by the chosen method."""
         rec = self.recording
@@ -291,7 +300,7 @@ class CrossAttentionExploring(Feedback):
 
     def _render(self) -> None:
         """The pictures and status of the current view of the record (raises for a view it cannot show)."""
-        key = (self.aggregate, self.step, self.layer, self.head, self.method, self.renormalise, self.shared_scale)
+        key = self.view_key()
         if key not in self._cache:
             maps = self.current_maps()
             words = self._strip(maps, self.words, self._iou_label)

@@ -111,22 +111,18 @@ def explorer(moves: int = 20) -> list[Figure]:
 def attention_explorer(moves: int = 40) -> list[Figure]:
     """The cross-attention explorer over a recorded run: each move of the step slider, layer or head to a view
     not shown before (maps from the record, IoUs, PNGs), median and slowest of ``moves``."""
-    import random as _random
-
     from .attention_logic import CrossAttentionExploring
 
     state = CrossAttentionExploring()
     state.run()
     state.aggregate = False
-    rng = _random.Random(0)
+    rng = random.Random(0)
     ranges = {"step": range(state.n_steps), "layer": range(-1, state.n_layers), "head": range(-1, state.n_heads)}
     times = []
     while len(times) < moves:
         name = rng.choice(list(ranges))
         value = rng.choice([v for v in ranges[name] if v != getattr(state, name)])
-        view = {"step": state.step, "layer": state.layer, "head": state.head, name: value}
-        if (False, view["step"], view["layer"], view["head"], state.method, state.renormalise,
-                state.shared_scale) in state._cache:
+        if state.is_drawn(**{name: value}):
             continue  # time only views drawn for the first time
         start = time.perf_counter()
         setattr(state, name, value)
