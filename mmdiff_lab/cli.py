@@ -1,4 +1,4 @@
-"""The `mmdiff-lab` command: doctor, train, ship, sample, bench, eval."""
+"""The `mmdiff-lab` command: doctor, train, ship, sample, caption, bench, eval."""
 
 from __future__ import annotations
 
@@ -47,14 +47,19 @@ def _minutes(text: str) -> float:
 
 def _train_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from scratch (one CPU process, or under `accelerate launch`)")
-    p.add_argument("model", choices=["clip", "prior", "t2i", "judge"],
+    p.add_argument("model", choices=["clip", "prior", "t2i", "i2t", "judge"],
                    help="clip: the dual encoder; prior: text -> image embedding; t2i: the text-to-image denoiser; "
-                        "judge: the ShapesWorld faithfulness judge")
+                        "i2t: the caption denoiser (image to text); judge: the ShapesWorld faithfulness judge")
     p.add_argument("--world", help="shapes, digits or folder:PATH (default: shapes)")
     p.add_argument("--preset", help="model size: tiny or lab (default: lab)")
     p.add_argument("--out", help="output folder (default: runs/MODEL-WORLD)")
     p.add_argument("--clip", help="prior: folder of the trained dual encoder (default: runs/clip-WORLD); "
-                                  "t2i: folder or shipped name (default: the shipped clip-WORLD)")
+                                  "t2i, i2t: folder or shipped name (default: the shipped clip-WORLD)")
+    p.add_argument("--objective", choices=["masked", "autoregressive"],
+                   help="i2t: masked diffusion (default) or the autoregressive anchor")
+    p.add_argument("--captions", choices=["as-said", "canonical"],
+                   help="i2t on shapes: train on each two-object scene said one way, relation left of / above "
+                        "(canonical, the default), or on captions as the world says them (as-said)")
     p.add_argument("--backbone", choices=["transformer", "unet"], help="t2i: our DiT (default) or diffusers' UNet")
     p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], help="t2i: what the denoiser predicts")
     p.add_argument("--object-weight", type=_number, help="t2i: extra loss weight on object pixels (default 0: "
@@ -68,7 +73,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                                    "(default: the shipped judge-shapes when present)")
     p.add_argument("--steps", type=_whole, help="optimisation steps")
     p.add_argument("--minutes", type=_minutes,
-                   help="clip, prior, t2i: train for this long instead of a number of steps; "
+                   help="clip, prior, t2i, i2t: train for this long instead of a number of steps; "
                         "the learning rate's cosine ends with the clock")
     p.add_argument("--batch-size", type=_whole)
     p.add_argument("--lr", type=_number)
@@ -85,8 +90,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
 
 #: Options that only some models read: given to another, they would be ignored without a word.
 ONLY_FOR = {"backbone": ("t2i",), "prediction_type": ("t2i",), "object_weight": ("t2i",),
-            "unsaid_colour": ("t2i",), "text_states": ("t2i",), "judge": ("t2i",), "clip": ("prior", "t2i"), "target_recall": ("clip",),
-            "world": ("clip", "prior", "t2i"), "preset": ("clip", "prior", "t2i"), "eval_every": ("clip", "prior", "t2i")}
+            "unsaid_colour": ("t2i",), "text_states": ("t2i",), "judge": ("t2i",), "clip": ("prior", "t2i", "i2t"),
+            "target_recall": ("clip",), "objective": ("i2t",), "captions": ("i2t",), "world": ("clip", "prior", "t2i", "i2t"),
+            "preset": ("clip", "prior", "t2i", "i2t"), "eval_every": ("clip", "prior", "t2i", "i2t")}
 
 
 def _clip_exists(model: str, clip: str | None, world: str) -> str | None:
@@ -173,6 +179,11 @@ def _config(args, error):
                      "object_weight": args.object_weight, "unsaid_colour": args.unsaid_colour,
                      "text_states": args.text_states}
             return T2ITrainConfig(**settings, **{k: v for k, v in extra.items() if v is not None})
+        if args.model == "i2t":
+            from .training.i2t import I2TTrainConfig
+
+            extra = {"clip": args.clip, "objective": args.objective, "captions": args.captions}
+            return I2TTrainConfig(**settings, **{k: v for k, v in extra.items() if v is not None})
         if args.model == "clip":
             from .training.clip import ClipTrainConfig
 
@@ -206,7 +217,7 @@ def _check_train(args, error):
             ImageCaptionFolder(world.removeprefix("folder:"))
         except DataError as e:
             error(f"--world {world}: {e}")
-    if args.model in ("prior", "t2i") and (why := _clip_exists(args.model, args.clip, world)):
+    if args.model in ("prior", "t2i", "i2t") and (why := _clip_exists(args.model, args.clip, world)):
         error(why)
     if args.judge and (why := _missing_model("--judge", args.judge, "judge")):
         error(why)
@@ -220,7 +231,8 @@ def _default_out(args) -> str:
         return args.out
     if args.model == "judge":
         return "runs/judge-shapes"
-    return f"runs/{args.model}-{_slug(args.world or 'shapes')}" + ("-unet" if args.backbone == "unet" else "")
+    return (f"runs/{args.model}-{_slug(args.world or 'shapes')}" + ("-unet" if args.backbone == "unet" else "")
+            + ("-ar" if args.objective == "autoregressive" else ""))
 
 
 def _train(args, error) -> int:
@@ -255,6 +267,10 @@ def _run_training(args, cfg) -> int:
 
         judge = _judge(args.judge) if cfg.world == "shapes" else None
         _, history = train_t2i(cfg, out, resume=args.resume, judge=judge)
+    elif args.model == "i2t":
+        from .training.i2t import train_i2t
+
+        _, history = train_i2t(cfg, out, resume=args.resume)
     elif args.model == "clip":
         from .training.clip import train_clip
 
@@ -383,6 +399,40 @@ def _sample(args) -> int:
     return 0
 
 
+def _caption_parser(sub) -> None:
+    from .pipelines.unmasking import MAX_TEMPERATURE, ORDERS
+
+    p = sub.add_parser("caption", help="caption images with an image-to-text pipeline (masked diffusion)")
+    p.add_argument("images", nargs="+", help="image files (any size, mode or bit depth: converted)")
+    p.add_argument("--model", default="i2t-shapes", help="pipeline folder or shipped name (default: i2t-shapes; "
+                                                         "i2t-digits for digits)")
+    mine = " (default: the pipeline's own, kept in its folder)"
+    p.add_argument("--steps", type=_whole, help="unmasking steps, 1 to the caption's positions" + mine)
+    p.add_argument("--order", choices=list(ORDERS), help="which positions are revealed first" + mine)
+    p.add_argument("--temperature", type=_number, help=f"0 (the most probable word) to {MAX_TEMPERATURE:g}" + mine)
+    p.add_argument("--seed", type=_whole, default=0)
+
+
+def _caption(args) -> int:
+    import torch
+
+    from .data.base import DataError
+    from .pipelines.image_to_text import load_captioner
+    from .training.checkpoint import CheckpointError
+
+    given = {k: v for k, v in {"num_inference_steps": args.steps, "order": args.order,
+                               "temperature": args.temperature}.items() if v is not None}
+    try:
+        pipe = load_captioner(args.model)
+        out = pipe([Path(f) for f in args.images], generator=torch.Generator().manual_seed(args.seed), **given)
+    except (ValueError, TypeError, DataError, CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for file, caption in zip(args.images, out.captions, strict=True):
+        print(f"{file}: {caption}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmdiff-lab", description="Course labs for multimodal diffusion models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -394,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     ship.add_argument("--guidance", type=float, metavar="W",
                       help="a pipeline: the guidance scale it recommends (pipe.defaults), chosen on validation prompts")
     _sample_parser(sub)
+    _caption_parser(sub)
     _figures_parser(sub, "bench", "speed benchmarks: a table, and JSON with --json")
     _figures_parser(sub, "eval", "quality evaluations: a table, and JSON with --json")
     args = parser.parse_args(argv)
@@ -407,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         return _train(args, train.error)
     if args.command == "sample":
         return _sample(args)
+    if args.command == "caption":
+        return _caption(args)
     if args.command == "ship":
         from .pretrained import ship
 

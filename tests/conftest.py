@@ -56,3 +56,25 @@ def tiny_t2i_pipeline(prediction_type: str = "epsilon", backbone: str = "transfo
     pipe = TextToImagePipeline(model.eval(), clip, tok, training_scheduler(prediction_type))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def tiny_i2t_pipeline(causal: bool = False, world: str = "shapes"):
+    """An image-to-text pipeline with the shipped dual encoder of ``world`` and a tiny untrained caption denoiser
+    (or autoregressive anchor), its weights nudged so that its predictions differ from position to position."""
+    import torch
+
+    from mmdiff_lab import pretrained
+    from mmdiff_lab.loading import load_clip
+    from mmdiff_lab.models.captioner import CaptionDenoiser, image_fingerprint
+    from mmdiff_lab.pipelines.image_to_text import ImageToTextPipeline
+
+    clip, tok = load_clip(pretrained.path(f"clip-{world}"))
+    torch.manual_seed(0)
+    model = CaptionDenoiser.from_preset(
+        "tiny", vocab_size=len(tok), max_length=tok.max_length, context_dim=clip.config.width, mask_id=tok.mask_id,
+        pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id, causal=causal, image_fingerprint=image_fingerprint(clip),
+        clip_name=f"clip-{world}")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return ImageToTextPipeline(model.eval(), clip, tok)

@@ -93,11 +93,13 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> I
     return img.convert("RGB")
 
 
-def load_image(source: str | Path | bytes, size: int = 32, name: str | None = None) -> np.ndarray:
-    """Read an image file (or its bytes), convert it to RGB, centre-crop it square and resize to size x size.
+def load_image(source: str | Path | bytes | Image.Image, size: int = 32, name: str | None = None) -> np.ndarray:
+    """Read an image file (or its bytes, or a Pillow image), convert it to RGB, centre-crop it square and resize to
+    size x size.
 
     Args:
-        source: a path, or the bytes of an image file (an upload). Of an animated image, the first frame.
+        source: a path, the bytes of an image file (an upload), or a Pillow image. Of an animated image, the first
+            frame.
         size: the side of the square output.
         name: what to call the source in an error message (defaults to the path, or "uploaded file").
     Returns:
@@ -106,12 +108,15 @@ def load_image(source: str | Path | bytes, size: int = 32, name: str | None = No
         DataError: naming the file, when it is missing, empty, not an image, truncated, of no pixels, or larger
             than Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``).
     """
-    label = name or (str(source) if not isinstance(source, bytes) else "uploaded file")
+    label = name or ("uploaded file" if isinstance(source, bytes) else
+                     "the image given" if isinstance(source, Image.Image) else str(source))
     try:
         with warnings.catch_warnings():
             # Over the limit, Pillow only warns; a lab should refuse rather than fill memory.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            if isinstance(source, bytes):
+            if isinstance(source, Image.Image):
+                img = source
+            elif isinstance(source, bytes):
                 if not source:
                     raise DataError(f"{label}: the file is empty")
                 img = Image.open(io.BytesIO(source))
