@@ -57,9 +57,12 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                                   "t2i, i2t: folder or shipped name (default: the shipped clip-WORLD)")
     p.add_argument("--objective", choices=["masked", "autoregressive"],
                    help="i2t: masked diffusion (default) or the autoregressive anchor")
+    p.add_argument("--image-states", choices=["final", "inputs+final", "streams+final", "streams"],
+                   help="i2t: what the captions read of the image tower: its final patch states, or its input "
+                        "tokens beside them (default)")
     p.add_argument("--captions", choices=["as-said", "canonical"],
-                   help="i2t on shapes: train on each two-object scene said one way, relation left of / above "
-                        "(canonical, the default), or on captions as the world says them (as-said)")
+                   help="i2t on shapes: train on each scene said one way, the first template and the relation "
+                        "left of / above (canonical, the default), or on captions as the world says them (as-said)")
     p.add_argument("--backbone", choices=["transformer", "unet"], help="t2i: our DiT (default) or diffusers' UNet")
     p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], help="t2i: what the denoiser predicts")
     p.add_argument("--object-weight", type=_number, help="t2i: extra loss weight on object pixels (default 0: "
@@ -91,7 +94,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
 #: Options that only some models read: given to another, they would be ignored without a word.
 ONLY_FOR = {"backbone": ("t2i",), "prediction_type": ("t2i",), "object_weight": ("t2i",),
             "unsaid_colour": ("t2i",), "text_states": ("t2i",), "judge": ("t2i",), "clip": ("prior", "t2i", "i2t"),
-            "target_recall": ("clip",), "objective": ("i2t",), "captions": ("i2t",), "world": ("clip", "prior", "t2i", "i2t"),
+            "target_recall": ("clip",), "objective": ("i2t",), "captions": ("i2t",), "image_states": ("i2t",), "world": ("clip", "prior", "t2i", "i2t"),
             "preset": ("clip", "prior", "t2i", "i2t"), "eval_every": ("clip", "prior", "t2i", "i2t")}
 
 
@@ -182,7 +185,8 @@ def _config(args, error):
         if args.model == "i2t":
             from .training.i2t import I2TTrainConfig
 
-            extra = {"clip": args.clip, "objective": args.objective, "captions": args.captions}
+            extra = {"clip": args.clip, "objective": args.objective, "captions": args.captions,
+                     "image_states": args.image_states}
             return I2TTrainConfig(**settings, **{k: v for k, v in extra.items() if v is not None})
         if args.model == "clip":
             from .training.clip import ClipTrainConfig

@@ -39,10 +39,22 @@ def image_fingerprint(clip_model: DualEncoder) -> str:
     return h.hexdigest()[:16]
 
 
-def image_context(clip_model: DualEncoder, pixels: Tensor) -> Tensor:
-    """pixels (B, 3, S, S) in [-1, 1] -> what the caption denoiser reads: [pooled; patch states] (B, 1 + N, C)."""
+IMAGE_STATES = ("final", "inputs+final", "streams+final", "streams")
+
+
+def image_context(clip_model: DualEncoder, pixels: Tensor, states: str) -> Tensor:
+    """pixels (B, 3, S, S) in [-1, 1] -> what the caption denoiser reads: [pooled; patch states] (B, 1 + N, C),
+    with "inputs+final" also the patch tokens the tower started from, (B, 1 + 2N, C).
+
+    The tower's final states of a held-out colour-shape pair blur towards trained pairs; its input tokens are a
+    colour-only plus a shape-only feature, so a new pair reads as its two parts (as lab 04's words model reads
+    the text tower's input): docs/results.md."""
+    if states not in IMAGE_STATES:
+        raise ValueError(f"image states must be one of {', '.join(IMAGE_STATES)}, got {states!r}")
     out = clip_model.encode_image(pixels)
-    return torch.cat([out.pooled[:, None], out.patch_states], dim=1)
+    parts = {"final": [out.pooled[:, None], out.patch_states], "inputs": [out.patch_inputs],
+             "streams": [out.shape_tokens, out.colour_tokens]}
+    return torch.cat([p for name in states.split("+")[::-1] for p in parts[name]], dim=1)
 
 
 class CaptionDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
@@ -54,6 +66,7 @@ class CaptionDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
         width, depth, heads: of the transformer.
         mask_id, pad_id, bos_id, eos_id: the tokenizer's <mask>, <pad>, <bos> and <eos> ids.
         causal: the autoregressive anchor: causal self-attention, position i predicts token i + 1.
+        image_states: what the cross-attention reads of the image tower (``image_context``).
         image_fingerprint: ``image_fingerprint`` of the dual encoder this model was trained to read.
         clip_name: where that dual encoder came from, to name it when another is offered.
     """
@@ -61,8 +74,10 @@ class CaptionDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
     @register_to_config
     def __init__(self, vocab_size: int, max_length: int, context_dim: int, width: int = 128, depth: int = 4,
                  heads: int = 4, mask_id: int = 3, pad_id: int = 0, bos_id: int = 1, eos_id: int = 2, causal: bool = False,
-                 image_fingerprint: str = "", clip_name: str = ""):
+                 image_fingerprint: str = "", clip_name: str = "", image_states: str = "inputs+final"):
         super().__init__()
+        if image_states not in IMAGE_STATES:
+            raise ValueError(f"image_states must be one of {', '.join(IMAGE_STATES)}, got {image_states!r}")
         self.tok = nn.Embedding(vocab_size, width)
         nn.init.normal_(self.tok.weight, std=0.02)
         self.pos = nn.Parameter(torch.randn(1, max_length, width) * 0.02)

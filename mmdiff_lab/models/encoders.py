@@ -35,6 +35,9 @@ class ImageOutput:
     patch_states: Tensor  # (B, N, D) one state per image patch
     pooled: Tensor  # (B, D)
     embeds: Tensor  # (B, E), unit norm
+    patch_inputs: Tensor | None = None  # (B, N, D) the transformer's input: shape + colour streams + position
+    shape_tokens: Tensor | None = None  # (B, N, D) the colour-blind shape stream alone, + position
+    colour_tokens: Tensor | None = None  # (B, N, D) the shape-blind colour stream alone, + position
 
 
 @dataclass
@@ -77,16 +80,20 @@ class ImageTower(nn.Module):
         self.blocks = nn.ModuleList(TransformerBlock(width, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, pixels: Tensor) -> tuple[Tensor, Tensor]:
-        """pixels (B, 3, S, S) in [-1, 1] -> patch states (B, N, D), pooled (B, D)."""
+    def forward(self, pixels: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+        """pixels (B, 3, S, S) in [-1, 1] -> patch states (B, N, D), pooled (B, D), and what the transformer
+        started from, each (B, N, D) with the patch positions: the sum of the two streams, the shape stream alone
+        and the colour stream alone."""
         occupancy = pixels.amax(dim=1, keepdim=True)  # (B, 1, S, S), colour-blind
-        x = self.shape_stream(occupancy) + self.colour_stream(pixels)  # (B, D, S/p, S/p)
-        x = x.flatten(2).transpose(1, 2)  # (B, N, D)
-        x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1) + self.pos  # (B, 1 + N, D)
+        shape = self.shape_stream(occupancy).flatten(2).transpose(1, 2)  # (B, N, D)
+        colour = self.colour_stream(pixels).flatten(2).transpose(1, 2)  # (B, N, D)
+        x = torch.cat([self.cls.expand(len(shape), -1, -1), shape + colour], dim=1) + self.pos  # (B, 1 + N, D)
+        pos = self.pos[:, 1:]
+        inputs = (x[:, 1:], shape + pos, colour + pos)
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)
-        return x[:, 1:], x[:, 0]
+        return x[:, 1:], x[:, 0], inputs
 
 
 class TextTower(nn.Module):
@@ -145,8 +152,8 @@ class DualEncoder(ModelMixin, ConfigMixin):
         S = self.config.image_size
         if pixels.dim() != 4 or pixels.shape[1:] != (3, S, S):
             raise ValueError(f"expected images of shape (B, 3, {S}, {S}), got {tuple(pixels.shape)}")
-        patches, pooled = self.image_tower(pixels)
-        return ImageOutput(patches, pooled, F.normalize(self.image_proj(pooled), dim=-1))
+        patches, pooled, (inputs, shape, colour) = self.image_tower(pixels)
+        return ImageOutput(patches, pooled, F.normalize(self.image_proj(pooled), dim=-1), inputs, shape, colour)
 
     def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> TextOutput:
         """input_ids, attention_mask (B, L) from the Tokenizer."""

@@ -27,6 +27,7 @@ from ..text import Tokenizer
 from .unmasking import CaptionRecord, autoregress, check_order, check_steps, check_temperature, unmask
 
 MAX_IMAGES = 256  # most images one call captions; call again for more
+DEFAULT_STEPS = 8  # the steps a new captioner recommends (docs/results.md: chosen on validation images)
 
 
 @dataclass
@@ -80,18 +81,21 @@ class ImageToTextPipeline(DiffusionPipeline):
         denoiser: ``CaptionDenoiser``.
         image_encoder: the ``DualEncoder`` whose frozen image tower it reads; one it was not trained on is refused.
         tokenizer: that dual encoder's ``Tokenizer``.
-        default_steps, default_order, default_temperature: the settings this model is recommended with.
+        default_steps, default_order, default_temperature: the settings this model is recommended with (steps
+            None: ``DEFAULT_STEPS``, or fewer when the caption has fewer positions).
     """
 
     _callback_tensor_inputs = ["tokens", "revealed"]
 
-    def __init__(self, denoiser: CaptionDenoiser, image_encoder, tokenizer: Tokenizer, default_steps: int = 8,
+    def __init__(self, denoiser: CaptionDenoiser, image_encoder, tokenizer: Tokenizer, default_steps: int | None = None,
                  default_order: str = "confidence", default_temperature: float = 0.0):
         super().__init__()
         denoiser.check_reads(image_encoder)
         if len(tokenizer) != denoiser.config.vocab_size or tokenizer.max_length != denoiser.config.max_length:
             raise ValueError(f"the tokenizer ({len(tokenizer)} tokens, max_length {tokenizer.max_length}) is not "
                              f"the caption denoiser's ({denoiser.config.vocab_size}, {denoiser.config.max_length})")
+        if default_steps is None:  # 8, or one step per position for a shorter caption (a digit's has 7)
+            default_steps = min(DEFAULT_STEPS, denoiser.config.max_length - 1)
         check_steps(default_steps, denoiser.config.max_length - 1)
         self.register_modules(denoiser=denoiser, image_encoder=image_encoder, tokenizer=tokenizer)
         self.register_to_config(default_steps=int(default_steps), default_order=check_order(default_order),
@@ -159,7 +163,7 @@ class ImageToTextPipeline(DiffusionPipeline):
     def encode_image(self, pixels: Tensor) -> Tensor:
         """(B, 3, S, S) -> (B, 1 + N, C): the states the caption denoiser reads."""
         self.image_encoder.eval()
-        return image_context(self.image_encoder, pixels.to(self.device))
+        return image_context(self.image_encoder, pixels.to(self.device), self.denoiser.config.image_states)
 
     @torch.no_grad()
     def __call__(self, image, num_inference_steps: int | None = None, order: str | None = None,

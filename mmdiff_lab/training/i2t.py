@@ -25,7 +25,7 @@ from torch import Tensor
 from ..data.pairs import make_pool, training_examples
 from ..data.shapes import describe
 from ..loading import load_clip
-from ..models.captioner import PRESETS, CaptionDenoiser, image_context, image_fingerprint
+from ..models.captioner import IMAGE_STATES, PRESETS, CaptionDenoiser, image_context, image_fingerprint
 from ..text_diffusion import autoregressive_nll, mask_tokens, nelbo_terms, stratified_t
 from .loop import BOUNDS, OneOf, TrainConfig, WorldName, fit, write_run_record
 from .t2i import clip_folder
@@ -36,17 +36,22 @@ OBJECTIVES = ("masked", "autoregressive")
 @dataclass
 class I2TTrainConfig(TrainConfig):
     bounds: ClassVar[dict] = {**BOUNDS, "world": WorldName(), "preset": OneOf(tuple(PRESETS)),
-                              "objective": OneOf(OBJECTIVES), "captions": OneOf(("as-said", "canonical"))}
+                              "objective": OneOf(OBJECTIVES), "captions": OneOf(("as-said", "canonical")),
+                              "image_states": OneOf(IMAGE_STATES)}
 
     world: str = "shapes"
     clip: str = ""  # the dual encoder whose image tower the captions read ("" = the shipped clip-WORLD)
     preset: str = "lab"
     objective: str = "masked"  # or "autoregressive": the anchor
-    # ShapesWorld says a two-object scene two ways ("A left of B" or "B right of A"); "canonical" trains on one of
-    # them (the relation left of / above), so each position's target does not mix two orders of the objects. At
-    # step 1000 that took held-out two-object captions from 0.13 to 0.73 right (docs/results.md).
+    # ShapesWorld says a scene several ways (4 templates for one object, 3 for two, and "A left of B" or "B right
+    # of A"); "canonical" trains on one way (the first template, the relation left of / above). A masked model
+    # reveals several positions per step, each from its own marginal, and marginals over several wordings mix
+    # them ("the large a square is left of ..."): docs/results.md measures it.
     captions: str = "canonical"
-    steps: int = 3000
+    # What the captions read of the image tower: its final patch states alone mix a held-out pair's colour and
+    # shape into a trained pair's; its input tokens keep them apart (docs/results.md).
+    image_states: str = "inputs+final"
+    steps: int = 3000  # the training split is captioned perfectly by step 1000; held-out images need no more (docs/results.md)
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -57,10 +62,11 @@ class I2TTrainConfig(TrainConfig):
 
 
 @torch.no_grad()
-def encode_images(clip_model, pixels: Tensor, batch_size: int = 512) -> Tensor:
-    """(N, 3, S, S) -> (N, 1 + P, C) the image states, in eval mode (the tower's BatchNorm keeps its statistics)."""
+def encode_images(clip_model, pixels: Tensor, states: str, batch_size: int = 512) -> Tensor:
+    """(N, 3, S, S) -> (N, M, C) the image states, in eval mode (the tower's BatchNorm keeps its statistics)."""
     clip_model.eval()
-    return torch.cat([image_context(clip_model, pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)])
+    return torch.cat([image_context(clip_model, pixels[i : i + batch_size], states)
+                      for i in range(0, len(pixels), batch_size)])
 
 
 def caption_loss(model, ids: Tensor, states: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -81,11 +87,11 @@ def train_i2t(cfg: I2TTrainConfig, out: str | Path, resume: bool = False) -> tup
     clip_path = clip_folder(cfg)
     clip_model, tokenizer = load_clip(clip_path)
     clip_model.requires_grad_(False)
-    world, examples, _ = training_examples(cfg.world, cfg.pool_size, cfg.seed, twins=False)
+    _, examples, _ = training_examples(cfg.world, cfg.pool_size, cfg.seed, twins=False)
     if cfg.captions == "canonical" and cfg.world == "shapes":
-        examples = [replace(e, caption=describe(e.scene.canonical(), world.scene(i)[2])[0]) for i, e in enumerate(examples)]
+        examples = [replace(e, caption=describe(e.scene.canonical(), template=0)[0]) for e in examples]
     pool = make_pool(examples, tokenizer)
-    states = encode_images(clip_model, pool.pixels)  # (N, M, C), computed once: the tower is frozen
+    states = encode_images(clip_model, pool.pixels, cfg.image_states)  # (N, M, C), once: the tower is frozen
     torch.manual_seed(cfg.seed)
 
     def new_model() -> CaptionDenoiser:
@@ -93,7 +99,7 @@ def train_i2t(cfg: I2TTrainConfig, out: str | Path, resume: bool = False) -> tup
             cfg.preset, vocab_size=len(tokenizer), max_length=tokenizer.max_length, context_dim=clip_model.config.width,
             mask_id=tokenizer.mask_id, pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id,
             causal=cfg.objective == "autoregressive", image_fingerprint=image_fingerprint(clip_model),
-            clip_name=cfg.clip or clip_path.name)
+            clip_name=cfg.clip or clip_path.name, image_states=cfg.image_states)
 
     model = new_model()
     ema = EMAModel(model.parameters(), decay=0.999, use_ema_warmup=True, power=3 / 4)
