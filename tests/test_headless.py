@@ -26,7 +26,8 @@ def test_library_never_imports_ipywidgets():
 
 
 def test_widget_logic_needs_no_ipywidgets():
-    assert _imports_ipywidgets(["mmdiff_lab.widgets.forward_logic", "mmdiff_lab.widgets.bench"]) == "False"
+    assert _imports_ipywidgets(["mmdiff_lab.widgets.forward_logic", "mmdiff_lab.widgets.captions_logic",
+                                "mmdiff_lab.widgets.bench"]) == "False"
 
 
 def test_widgets_live_outside_the_library_folder():

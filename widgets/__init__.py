@@ -15,6 +15,9 @@ _VIEWS = {
     "DenoisingStepper": "denoising",
     "CrossAttentionExploring": "attention_logic",
     "CrossAttentionExplorer": "attention",
+    "CaptionUnmasking": "captions_logic",
+    "CaptionRanking": "captions_logic",
+    "CaptionUnmasker": "captions",
 }
 __all__ = list(_VIEWS)
 

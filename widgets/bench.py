@@ -130,3 +130,51 @@ def attention_explorer(moves: int = 40) -> list[Figure]:
     how = f"{moves} moves of step, layer or head over a recorded {state.n_steps}-call run, each to a view not cached"
     return [Figure("attention.explorer_update_ms", statistics.median(times) * 1000, ("<", 100.0), how),
             Figure("attention.explorer_slowest_update_ms", max(times) * 1000, None, "the slowest of those moves")]
+
+
+def _captioner():
+    """The shipped "i2t-shapes", or until it ships an untrained captioner of the same size: the slider's time is
+    the rendering's, not the model's. Returns (pipeline, how it was made)."""
+    import torch
+
+    from mmdiff_lab import pretrained
+    from mmdiff_lab.loading import load_clip
+    from mmdiff_lab.models.captioner import CaptionDenoiser, image_fingerprint
+    from mmdiff_lab.pipelines.image_to_text import ImageToTextPipeline, load_captioner
+
+    if "i2t-shapes" in pretrained.available():
+        return load_captioner("i2t-shapes"), "the shipped i2t-shapes"
+    clip, tok = load_clip("clip-shapes")
+    torch.manual_seed(0)
+    model = CaptionDenoiser.from_preset(
+        "lab", vocab_size=len(tok), max_length=tok.max_length, context_dim=clip.config.width, mask_id=tok.mask_id,
+        pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id, image_fingerprint=image_fingerprint(clip),
+        clip_name="clip-shapes")
+    return ImageToTextPipeline(model.eval(), clip, tok), "an untrained lab-size captioner (i2t-shapes not shipped)"
+
+
+def caption_unmasker(moves: int = 48) -> list[Figure]:
+    """The caption unmasker over recorded runs: each move of the step slider to a step not shown before (the
+    cells' HTML from the record), median and slowest of ``moves``, over runs of every step the caption allows."""
+    from .captions_logic import CaptionUnmasking
+
+    pipe, made = _captioner()
+    state = CaptionUnmasking(pipe, world="shapes")
+    state.steps = state.positions  # the most steps, so the most to move between
+    rng = random.Random(0)
+    times, runs = [], 0
+    while len(times) < moves:
+        state.index, state.seed = runs, runs  # a new image and seed each run
+        if not state.run():
+            raise RuntimeError(f"the caption unmasker's run failed: {state.error}")
+        runs += 1
+        for k in rng.sample(range(state.n_steps), state.n_steps):
+            if state.is_drawn(k) or len(times) == moves:
+                continue  # time only steps drawn for the first time
+            start = time.perf_counter()
+            state.step = k
+            times.append(time.perf_counter() - start)
+    how = (f"{moves} moves of the step slider over {runs} recorded {state.positions}-step runs, each to a step not "
+           f"drawn before; {made}")
+    return [Figure("i2t_widget.step_ms", statistics.median(times) * 1000, ("<", 50.0), how),
+            Figure("i2t_widget.step_slowest_ms", max(times) * 1000, None, "the slowest of those moves")]
