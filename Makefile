@@ -14,6 +14,10 @@ SHAPES_T2I_GUIDANCE ?= 1.5
 # Lab 04's second model: the shipped recipe with its cross-attention reading the word embeddings alone
 # (--text-states words); its guidance scale, chosen on validation prompts too (docs/results.md).
 WORDS_T2I_GUIDANCE ?= 2.0
+# Lab 05's captioners: the masked caption denoiser of each world and, on ShapesWorld, the autoregressive anchor
+# trained on the same data for the same steps (docs/results.md).
+SHAPES_I2T_STEPS ?= 3000
+DIGITS_I2T_STEPS ?= 2000
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmdiff-installed
@@ -63,7 +67,8 @@ test: install chromium
 # The shipped checkpoints, each trained into runs/NAME and shipped as NAME. The judge is the examiner every
 # faithfulness figure is read with, so `make pretrained` keeps the shipped one (a retrained judge reads about 1
 # in 50 borderline samples differently: docs/results.md); `make judge` retrains and ships it on purpose.
-PRETRAINED := clip-shapes clip-digits prior-shapes prior-digits t2i-shapes t2i-shapes-words t2i-digits
+PRETRAINED := clip-shapes clip-digits prior-shapes prior-digits t2i-shapes t2i-shapes-words t2i-digits \
+  i2t-shapes i2t-shapes-ar i2t-digits
 
 # A second `make pretrained` would stop at its first `train` (that run's folder holds a state and needs
 # --resume), after set-up and maybe hours of the others: say so before anything starts, and delete nothing.
@@ -88,6 +93,10 @@ pretrained: pretrained-check install
 	$(BIN)/mmdiff-lab train t2i --world shapes --clip runs/clip-shapes --judge judge-shapes --text-states words \
 	  --steps $(SHAPES_T2I_STEPS) --out runs/t2i-shapes-words
 	$(BIN)/mmdiff-lab train t2i --world digits --clip runs/clip-digits --steps $(DIGITS_T2I_STEPS) --out runs/t2i-digits
+	$(BIN)/mmdiff-lab train i2t --world shapes --clip runs/clip-shapes --steps $(SHAPES_I2T_STEPS) --out runs/i2t-shapes
+	$(BIN)/mmdiff-lab train i2t --world shapes --clip runs/clip-shapes --objective autoregressive \
+	  --steps $(SHAPES_I2T_STEPS) --out runs/i2t-shapes-ar
+	$(BIN)/mmdiff-lab train i2t --world digits --clip runs/clip-digits --steps $(DIGITS_I2T_STEPS) --out runs/i2t-digits
 	for name in $(filter-out t2i-shapes t2i-shapes-words,$(PRETRAINED)); do $(BIN)/mmdiff-lab ship runs/$$name $$name; done
 	$(BIN)/mmdiff-lab ship runs/t2i-shapes t2i-shapes --guidance $(SHAPES_T2I_GUIDANCE)
 	$(BIN)/mmdiff-lab ship runs/t2i-shapes-words t2i-shapes-words --guidance $(WORDS_T2I_GUIDANCE)
