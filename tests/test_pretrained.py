@@ -137,3 +137,8 @@ def test_a_folder_being_shipped_is_compacted_where_it_is_and_not_listed(tmp_path
     assert compact("t2i-digits", folder=copy) == ["text_encoder -> shared with clip-digits",
                                                   "denoiser/diffusion_pytorch_model.safetensors -> float16"]
     assert sorted(p.name for p in (copy / "text_encoder").iterdir()) == [POINTER]
+
+
+def test_every_shipped_file_is_readable_by_every_user():
+    unreadable = [str(p) for p in pretrained.ROOT.rglob("*") if p.is_file() and p.stat().st_mode & 0o044 != 0o044]
+    assert not unreadable, unreadable

@@ -12,13 +12,13 @@ ROOT = Path(__file__).parent
 
 #: Checkpoints the labs load. Each later lab adds its own here when it ships one.
 EXPECTED: tuple[str, ...] = ("clip-shapes", "clip-digits", "prior-shapes", "prior-digits", "judge-shapes",
-                             "t2i-shapes", "t2i-shapes-words", "t2i-digits")
+                             "t2i-shapes", "t2i-shapes-words", "t2i-digits", "i2t-shapes", "i2t-shapes-ar", "i2t-digits")
 
 #: What a shipped folder keeps of a training run (no optimizer state, no snapshots).
 SHIPPED_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "tokenizer.json", "metrics.json",
                  "train_config.json", "history.json", "model_index.json")
 #: A pipeline's component folders (diffusers' layout), shipped whole.
-SHIPPED_FOLDERS = ("denoiser", "text_encoder", "tokenizer", "scheduler")
+SHIPPED_FOLDERS = ("denoiser", "text_encoder", "image_encoder", "tokenizer", "scheduler")
 
 #: A shipped name is one plain folder name: lower case, no separators, never "." or "..", and never starting
 #: with a dot, which keeps the names of ship's own temporary folders (".NAME.new", ".NAME.old") out of reach.
@@ -72,7 +72,8 @@ def _finish_interrupted_swap(target: Path, old: Path, new: Path) -> None:
 
 
 #: What a shipped name's prefix promises (the loaders and labs find models by it): the class its folder holds.
-KINDS = {"clip-": "DualEncoder", "prior-": "EmbeddingPrior", "judge-": "Judge", "t2i-": "TextToImagePipeline"}
+KINDS = {"clip-": "DualEncoder", "prior-": "EmbeddingPrior", "judge-": "Judge", "t2i-": "TextToImagePipeline",
+         "i2t-": "ImageToTextPipeline"}
 
 
 def run_kind(run: Path) -> str | None:

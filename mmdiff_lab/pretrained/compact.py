@@ -6,8 +6,9 @@ Half precision (IEEE float16) keeps 11 significant bits, a relative rounding err
 loading casts every weight back to float32 (``loading.load_model``), so the arithmetic is unchanged and only the
 stored values are rounded. The float32 originals stay in the training run's folder.
 
-A pipeline's text encoder that equals a shipped dual encoder, weight for weight, and uses the same tokenizer, is
-replaced by a pointer to it (``loading.POINTER``): the t2i pipelines froze the shipped encoders while training.
+A pipeline's text (or image) encoder that equals a shipped dual encoder, weight for weight, and uses the same
+tokenizer, is replaced by a pointer to it (``loading.POINTER``): the t2i and i2t pipelines froze the shipped
+encoders while training.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def store_half(file: Path) -> bool:
         metadata = f.metadata()
     tmp = file.with_name(file.name + ".tmp")
     save_file({k: t.to(HALF) if t.is_floating_point() else t for k, t in tensors.items()}, tmp, metadata=metadata)
+    tmp.chmod(file.stat().st_mode & 0o777)  # safetensors writes 0600; a shipped model is read by every user
     tmp.replace(file)  # a rename: an interrupted conversion leaves the old file whole
     return True
 
@@ -60,16 +62,19 @@ def _same(ours: torch.Tensor, shared: torch.Tensor, rounded: bool) -> bool:
     return torch.equal(ours, shared.to(ours.dtype))
 
 
-def share_text_encoder(pipeline: Path, half_ok: bool) -> str | None:
-    """Replace ``pipeline/text_encoder`` by a pointer to the shipped model it equals; that model's name, or None.
+ENCODERS = ("text_encoder", "image_encoder")  # the pipeline components that are a shipped dual encoder
+
+
+def share_encoder(pipeline: Path, half_ok: bool, component_name: str = "text_encoder") -> str | None:
+    """Replace ``pipeline/component_name`` by a pointer to the shipped model it equals; that model's name, or None.
 
     ``half_ok``: the pipeline's weights may be rounded to the shared ones' float16; else they must be equal as they are.
     """
     from ..loading import POINTER, sha256
 
-    component = pipeline / "text_encoder"
+    component = pipeline / component_name
     if not (component / "config.json").is_file():
-        return None  # already a pointer
+        return None  # already a pointer, or no such component
     config = _model_config(component / "config.json")
     weights = load_file(component / SAFETENSORS_WEIGHTS_NAME)
     tokens = json.loads((pipeline / "tokenizer" / "tokenizer.json").read_text())
@@ -99,8 +104,10 @@ def compact(name: str, folder: Path | None = None) -> list[str]:
     folder = path(name) if folder is None else folder
     done = []
     half_ok = name not in FULL_PRECISION
-    if (folder / "model_index.json").is_file() and (shared := share_text_encoder(folder, half_ok)):
-        done.append(f"text_encoder -> shared with {shared}")
+    if (folder / "model_index.json").is_file():
+        for component in ENCODERS:
+            if shared := share_encoder(folder, half_ok, component):
+                done.append(f"{component} -> shared with {shared}")
     if half_ok:
         done += [f"{f.relative_to(folder)} -> float16" for f in sorted(folder.rglob(SAFETENSORS_WEIGHTS_NAME))
                  if store_half(f)]
