@@ -272,8 +272,8 @@ def t2i_race_lr_sweep(budget_s: float = 600.0, lrs: tuple[float, ...] = RACE_LRS
 
 #: The labs a student runs, and their solutions (which run the same checks with the answers filled in).
 LABS = ("00_tour", "01_forward_noising", "02_shared_space", "03_text_to_image", "04_attention_attribution",
-        "solutions/01_forward_noising", "solutions/02_shared_space", "solutions/03_text_to_image",
-        "solutions/04_attention_attribution")
+        "05_image_to_text", "solutions/01_forward_noising", "solutions/02_shared_space", "solutions/03_text_to_image",
+        "solutions/04_attention_attribution", "solutions/05_image_to_text")
 LAB_BUDGET_S = 60.0  # a lab's Run All, at its default parameters, fits in a minute of a class
 
 
@@ -368,8 +368,42 @@ def attention(pairs: int = 9) -> list[Figure]:
                    "the same with the attention outputs and values kept (for output-space maps)")]
 
 
+def i2t(repeats: int = 30) -> list[Figure]:
+    """Lab 05: one caption at the shipped defaults and at 8 steps, the autoregressive anchor's, a batch, and the
+    retrieval scorers on one image with 10 candidate captions; medians of repeated runs."""
+    from .pipelines.image_to_text import load_captioner
+    from .pipelines.text_to_image import load_pipeline
+    from .retrieval import DenoisingErrorScorer, DualEncoderScorer, LikelihoodScorer, queries
+
+    pipe, anchor = load_captioner("i2t-shapes"), load_captioner("i2t-shapes-ar")
+    image = ShapesWorld(seed=123, split="heldout", n_objects=2, size=1)[0].image
+    figures = []
+    for steps in (8, pipe.config.default_steps) if pipe.config.default_steps != 8 else (8,):
+        pipe(image, num_inference_steps=steps)  # warm
+        ms = 1000 * _median_seconds(lambda s=steps: pipe(image, num_inference_steps=s), repeats)
+        figures.append(Figure(f"i2t.caption_{steps}_steps_ms", ms, ("<", 30.0) if steps == 8 else None,
+                              f"one held-out image, image tower included, order {pipe.config.default_order}, "
+                              f"median of {repeats}, {torch.get_num_threads()} threads"))
+    anchor(image)
+    figures.append(Figure("i2t.anchor_caption_ms", 1000 * _median_seconds(lambda: anchor(image), repeats), None,
+                          "the autoregressive anchor, one token per step (no cache), same image"))
+    pixels, cands, _ = queries("one_attribute", 1, n_objects=2)
+    t2i = load_pipeline("t2i-shapes")
+    for name, scorer, target in (("denoising", DenoisingErrorScorer(t2i), ("<", 1.0)),
+                                 ("likelihood", LikelihoodScorer(pipe), None),
+                                 ("dual_encoder", DualEncoderScorer(t2i.text_encoder, t2i.tokenizer), None)):
+        scorer(pixels, cands)
+        seconds = _median_seconds(lambda sc=scorer: sc(pixels, cands), 9)
+        figures.append(Figure(f"i2t.retrieval_{name}_s", seconds, target,
+                              f"one image, {len(cands[0])} candidate captions, {scorer.name}"
+                              + (f" with {scorer.evaluations} evaluations per candidate" if name == "denoising" else "")
+                              + ", median of 9"))
+    return figures
+
+
 BUILTIN: dict[str, Group] = {"world": world, "clip": clip, "t2i": t2i, "t2i_race": t2i_race,
-                             "t2i_race_lr_sweep": t2i_race_lr_sweep, "attention": attention, "notebooks": notebooks}
+                             "t2i_race_lr_sweep": t2i_race_lr_sweep, "attention": attention, "i2t": i2t,
+                             "notebooks": notebooks}
 
 
 def groups() -> dict[str, Group]:

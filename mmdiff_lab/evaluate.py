@@ -7,6 +7,7 @@ import torch
 from . import pretrained
 from . import schedules as S
 from .data import ShapesWorld, parse
+from .data.base import image_to_tensor
 from .data.shapes import HELDOUT_PAIRS
 from .figures import Figure, Group, discover
 
@@ -240,8 +241,156 @@ def attention(n: int = 50) -> list[Figure]:
     return figures
 
 
+#: Lab 05's captioners: the masked caption denoiser of each world, and the autoregressive anchor on ShapesWorld.
+CAPTIONERS = {"shapes": "i2t-shapes", "digits": "i2t-digits", "anchor": "i2t-shapes-ar"}
+SWEEP_STEPS = (1, 2, 4, 8, 13)  # 13: every one of the caption's 13 maskable positions its own step (the most)
+
+
+def _word_kinds() -> dict[str, str]:
+    from .data.shapes import COLOURS, RADII, RELATIONS, SHAPES, WHERE
+
+    kinds = {w: "colour" for w in COLOURS} | {w: "shape" for w in SHAPES} | {w: "size" for w in RADII}
+    for phrase in list(WHERE.values()) + list(RELATIONS):
+        kinds.update({w: "where" for w in phrase.split() if w not in ("the", "of", "is", "a")})
+    return kinds
+
+
+def i2t(n: int = 500, sweep_n: int = 200) -> list[Figure]:
+    """The shipped captioners on images never trained on, at the settings users get (each pipeline's defaults):
+    ShapesWorld held-out scenes parsed back from their captions, every order at 1 to 13 steps, the autoregressive
+    anchor beside them, when each kind of word is decided, and digits named on the test split."""
+    from .data.pairs import HELDOUT_SEED
+    from .data.shapes import ShapesWorld
+    from .metrics.captions import scene_figures
+    from .pipelines.image_to_text import caption_all, evaluate_captioner, load_captioner
+    from .pipelines.unmasking import ORDERS
+
+    pipe = load_captioner(CAPTIONERS["shapes"])
+    c = pipe.config
+    defaults = f"{c.default_steps} steps, order {c.default_order}, temperature {c.default_temperature:g}"
+    how = (f"{n} held-out images (a colour-shape pair never trained on, ShapesWorld seed {HELDOUT_SEED}) captioned "
+           f"at the pipeline's defaults ({defaults}; chosen on validation seed {VALIDATION_SEED}); the caption parses "
+           "to the true scene, every attribute and the relation")
+    f = evaluate_captioner(pipe, "shapes", n=n)
+    figures = [Figure("i2t.shapes.single_object_accuracy", f["single_all"], (">=", 0.95), how + "; one object"),
+               Figure("i2t.shapes.two_object_accuracy", f["two_all"], (">=", 0.85), how + "; two objects")]
+    pools = {}
+    for n_objects in (1, 2):
+        w = ShapesWorld(seed=HELDOUT_SEED, split="heldout", n_objects=n_objects, size=sweep_n)
+        examples = [w[i] for i in range(sweep_n)]
+        pools[n_objects] = (torch.stack([image_to_tensor(e.image) for e in examples]), [e.scene for e in examples])
+    for order in ORDERS:
+        for steps in SWEEP_STEPS:
+            for n_objects, group in ((1, "single"), (2, "two")):
+                pixels, scenes = pools[n_objects]
+                caps = caption_all(pipe, pixels, num_inference_steps=steps, order=order)
+                figures.append(Figure(f"i2t.shapes.{order}.steps{steps}.{group}_all", scene_figures(caps, scenes)[f"{group}.all"],
+                                      None, f"{sweep_n} held-out images, {order} order, {steps} steps, temperature "
+                                            f"{c.default_temperature:g}"))
+    # per category at the defaults, and when each kind of word is decided
+    for n_objects, group in ((1, "single"), (2, "two")):
+        pixels, scenes = pools[n_objects]
+        out = pipe(pixels)
+        for k, v in scene_figures(out.captions, scenes).items():
+            if not k.endswith(".all"):
+                figures.append(Figure(f"i2t.shapes.defaults.{k}", v, None, f"{sweep_n} held-out images at the defaults"))
+        figures += _decision_order(out.record, pipe.tokenizer, f"i2t.shapes.decided.{group}")
+    anchor = load_captioner(CAPTIONERS["anchor"])
+    for n_objects, group in ((1, "single"), (2, "two")):
+        pixels, scenes = pools[n_objects]
+        caps = caption_all(anchor, pixels)
+        figures.append(Figure(f"i2t.shapes.autoregressive.{group}_all", scene_figures(caps, scenes)[f"{group}.all"],
+                              None, f"anchor: the same network, data and budget trained autoregressively, greedy, "
+                                    f"one token per step; {sweep_n} held-out images"))
+    digits = load_captioner(CAPTIONERS["digits"])
+    figures.append(Figure("i2t.digits.accuracy", evaluate_captioner(digits, "digits")["digit_accuracy"], (">=", 0.97),
+                          "Digits test split (360 images never trained on): the caption names the digit, at the "
+                          "pipeline's defaults"))
+    return figures
+
+
+def _decision_order(record, tokenizer, prefix: str) -> list[Figure]:
+    """When each kind of word is decided: its mean step as a fraction of the run (0: first, 1: last)."""
+    kinds = _word_kinds()
+    steps = len(record)
+    decided, final = record.decided_at(), record.final  # (B, L)
+    found: dict[str, list[float]] = {}
+    for b in range(final.shape[0]):
+        for i, tok in enumerate(final[b].tolist()):
+            if i == 0:
+                continue
+            word = tokenizer.itos[tok]
+            kind = kinds.get(word, "end" if word in ("<eos>", "<pad>") else "template")
+            found.setdefault(kind, []).append(float(decided[b, i]) / max(1, steps - 1))
+    return [Figure(f"{prefix}.{k}", sum(v) / len(v), None, f"mean decision step / (steps - 1) of the {k} words at "
+                   "the defaults (0: decided first)") for k, v in sorted(found.items())]
+
+
+def retrieval(n: int = 200) -> list[Figure]:
+    """Ranking captions for held-out images by denoising error (Diffusion Classifier with t2i-shapes), by the
+    caption denoiser's likelihood bound and by the dual encoder, on hard negatives, with denoising error's
+    accuracy against its number of evaluations."""
+    from .data.pairs import HELDOUT_SEED
+    from .loading import load_clip
+    from .pipelines.image_to_text import load_captioner
+    from .pipelines.text_to_image import load_pipeline
+    from .retrieval import DenoisingErrorScorer, DualEncoderScorer, LikelihoodScorer, queries
+    from .retrieval.negatives import BINDING_KINDS, NEGATIVE_KINDS, accuracy
+
+    t2i = load_pipeline("t2i-shapes")
+    clip_model, tokenizer = load_clip("clip-shapes")
+    denoising = DenoisingErrorScorer(t2i)
+    scorers = {"denoising": denoising, "likelihood": LikelihoodScorer(load_captioner(CAPTIONERS["shapes"])),
+               "anchor_likelihood": LikelihoodScorer(load_captioner(CAPTIONERS["anchor"])),
+               "dual_encoder": DualEncoderScorer(clip_model, tokenizer)}
+    sets = {f"{kind}_{n_objects}" if kind == "one_attribute" else kind: queries(kind, n, n_objects, seed=HELDOUT_SEED)
+            for kind in NEGATIVE_KINDS for n_objects in ((1, 2) if kind == "one_attribute" else (2,))}
+    figures = []
+    for name, scorer in scorers.items():
+        right: dict[str, list[float]] = {}
+        for key, (pixels, cands, _) in sets.items():
+            acc = accuracy(scorer(pixels, cands))
+            right[key] = [acc, len(cands)]
+            target = (">=", 0.95) if name == "denoising" and key.startswith("one_attribute") else None
+            what = (f"{len(cands)} held-out images (seed {HELDOUT_SEED}), each with its caption and "
+                    + (f"{len(cands[0]) - 1} captions one attribute away" if key.startswith("one_attribute")
+                       else f"its {key.replace('_', ' ')}") + ": share ranked first")
+            figures.append(Figure(f"retrieval.{name}.{key}", acc, target, what + f" by {scorer.name}"
+                                  + (f", {denoising.evaluations} evaluations per candidate" if name == "denoising" else "")))
+        binding = [right[k] for k in BINDING_KINDS]
+        figures.append(Figure(f"retrieval.{name}.binding", sum(a * m for a, m in binding) / sum(m for _, m in binding),
+                              None, "colour, shape and size swaps together"))
+    pixels, cands, _ = sets["one_attribute_2"]
+    pixels, cands = pixels[:100], cands[:100]
+    for evaluations in (1, 2, 4, 8):
+        acc = accuracy(DenoisingErrorScorer(t2i, evaluations=evaluations)(pixels, cands))
+        figures.append(Figure(f"retrieval.denoising.curve.evaluations{evaluations}", acc, None,
+                              f"{len(cands)} two-object one-attribute queries: accuracy with this many evaluations per candidate"))
+    return figures
+
+
+def roundtrip(n: int = 200) -> list[Figure]:
+    """Meaning through both directions on held-out two-object (and one-object) scenes: prompt -> image -> caption
+    parses back to the prompt's scene; image -> caption -> image reads as the first image's scene."""
+    from .loading import load_judge
+    from .metrics.roundtrip import image_text_image, text_image_text
+    from .pipelines.image_to_text import load_captioner
+    from .pipelines.text_to_image import load_pipeline
+
+    t2i, captioner, judge = load_pipeline("t2i-shapes"), load_captioner(CAPTIONERS["shapes"]), load_judge("judge-shapes")
+    figures = []
+    for n_objects, group in ((2, "two"), (1, "single")):
+        for found in (text_image_text(t2i, captioner, n_objects, n), image_text_image(captioner, t2i, judge, n_objects, n)):
+            for key, value in found.items():
+                target = (">=", 0.80) if key == "text_image_text.all" and n_objects == 2 else None
+                direction = "prompt -> image -> caption" if key.startswith("text") else "image -> caption -> image"
+                figures.append(Figure(f"roundtrip.{group}.{key}", value, target,
+                                      f"{n} held-out {group}-object scenes, {direction}, each model at its defaults"))
+    return figures
+
+
 BUILTIN: dict[str, Group] = {"world": world, "schedules": schedules, "clip": clip, "prior": prior, "t2i": t2i,
-                             "attention": attention}
+                             "attention": attention, "i2t": i2t, "retrieval": retrieval, "roundtrip": roundtrip}
 
 
 def groups() -> dict[str, Group]:
