@@ -28,6 +28,7 @@ from mmdiff_lab.data.shapes import Scene, ShapesWorld
 from mmdiff_lab.metrics.captions import caption_scores, digit_named
 from mmdiff_lab.pipelines.unmasking import MAX_TEMPERATURE, ORDERS
 from mmdiff_lab.retrieval import DenoisingErrorScorer, DualEncoderScorer, LikelihoodScorer, hard_negatives
+from mmdiff_lab.retrieval.negatives import canonical
 from mmdiff_lab.retrieval.scorers import check_candidates
 from mmdiff_lab.text import SPECIALS
 
@@ -98,8 +99,9 @@ def picked_from_world(world: str, examples, i: int) -> Picked:
     ex: Example = examples[i]
     if world == "shapes":
         scene, _, template = examples.scene(i)
-        negatives = {ex.caption: "true"}
-        for kind, captions in hard_negatives(scene, template).items():
+        # said one way, as the captioner says them, so its likelihood compares captions it could write
+        negatives = {canonical(scene): "true"}
+        for kind, captions in hard_negatives(scene).items():
             negatives.update({c: kind for c in captions if c not in negatives})
         return Picked(ex.image, f"held-out scene {i}", ex.caption, scene, template, negatives=negatives)
     # a digit's hard negatives: its caption with each other digit's name

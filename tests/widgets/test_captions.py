@@ -18,6 +18,7 @@ from traitlets import TraitError
 
 from mmdiff_lab.data.shapes import describe
 from mmdiff_lab.pipelines.image_to_text import as_pixels
+from mmdiff_lab.retrieval.negatives import canonical
 from mmdiff_lab.widgets import CaptionRanking, CaptionUnmasker, CaptionUnmasking
 from mmdiff_lab.widgets.captions_logic import SCALE, Picked, verdict
 from mmdiff_lab.widgets.plots import png_size
@@ -349,12 +350,13 @@ def columns(html: str) -> dict[str, str]:
 
 def test_the_candidates_are_the_true_caption_and_its_hard_negatives(fresh):
     from mmdiff_lab.retrieval import hard_negatives
+    from mmdiff_lab.retrieval.negatives import canonical
 
     s = fresh
     picked = s.picked
     lines = s.ranking.candidates.splitlines()
-    assert lines[0] == picked.caption
-    expected = [c for cs in hard_negatives(picked.scene, picked.template).values() for c in cs]
+    assert lines[0] == canonical(picked.scene)  # said one way, as the captioner says it
+    expected = [c for cs in hard_negatives(picked.scene).values() for c in cs]
     assert lines[1:] == list(dict.fromkeys(expected))
     assert s.ranking.status == f"{len(lines)} candidates for held-out scene 0: press Rank"
 
@@ -375,8 +377,8 @@ def test_each_scorer_ranks_the_candidates_as_its_scores_say(fresh):
         table = rows(shown[name])
         assert [c for _, c, _, _ in table] == best_first
         assert [v for *_, v in table] == sorted((v for *_, v in table), reverse=True)
-        assert [c for m, c, _, _ in table if m] == [s.picked.caption]  # the true one, marked once
-        true_rank = best_first.index(s.picked.caption) + 1
+        assert [c for m, c, _, _ in table if m] == [canonical(s.picked.scene)]  # the true one, marked once
+        true_rank = best_first.index(canonical(s.picked.scene)) + 1
         assert f"true caption ranked {true_rank} of {len(best_first)}" in shown[name]
 
 
@@ -435,7 +437,7 @@ def test_an_upload_keeps_the_typed_candidates(fresh):
     assert r.rank(), r.error
     assert "✓" not in r.ranking_html and "no candidate known to be true" in r.ranking_html
     s.source = "world"  # back to the scene: its own candidates again
-    assert r.candidates.splitlines()[0] == s.picked.caption
+    assert r.candidates.splitlines()[0] == canonical(s.picked.scene)
 
 
 def test_the_dual_encoder_can_be_another(pipe):
