@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmdiff_lab.exercises import lab01, lab02, lab03, lab04
+from mmdiff_lab.exercises import lab01, lab02, lab03, lab04, lab05
 from mmdiff_lab.schedules import Schedule
 
 
@@ -45,6 +45,17 @@ def x0_from_v(x_t, v, ab):
     return ab.sqrt() * x_t - (1 - ab).sqrt() * v
 
 
+def mask(x0, t, mask_id, u):
+    masked = u < t[:, None]
+    masked[:, 0] = False
+    return torch.where(masked, mask_id, x0)
+
+
+def reveal(confidence, masked, n):
+    rank = confidence.masked_fill(~masked, float("-inf")).argsort(1, descending=True).argsort(1)
+    return masked & (rank < n[:, None])
+
+
 CHECKS = {  # check -> a right answer
     lab01.check_snr_crossing: lab01.snr_crossing(),
     lab01.check_q_sample: q_sample,
@@ -58,9 +69,17 @@ CHECKS = {  # check -> a right answer
     lab04.check_pointing: lambda heat, mask: mask.flatten()[heat.flatten().argmax()],
     lab04.check_word_grid: lambda probs, token: probs[:, :, token].reshape(len(probs), 8, 8),
     lab04.check_region_word: "blue",
+    lab05.check_mask: mask,
+    lab05.check_reveal: reveal,
+    lab05.check_pick: lambda errors: errors.mean(-1).argmin(-1),
 }
 VALUE_CHECKS = (lab01.check_snr_crossing, lab04.check_region_word)  # answers are values, not functions
 FUNCTION_CHECKS = [c for c in CHECKS if c not in VALUE_CHECKS]
+
+
+def check_id(check) -> str:
+    """"lab05.check_mask": so that `-k lab05` selects one lab's checks."""
+    return f"{check.__module__.rsplit('.', 1)[-1]}.{check.__name__}"
 
 
 def verdict(check, answer, capsys) -> tuple[bool, str]:
@@ -68,13 +87,13 @@ def verdict(check, answer, capsys) -> tuple[bool, str]:
     return ok, capsys.readouterr().out.strip()
 
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", CHECKS, ids=check_id)
 def test_a_right_answer_passes(check, capsys):
     ok, line = verdict(check, CHECKS[check], capsys)
     assert ok and line.startswith("✓") and "correct" in line
 
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", CHECKS, ids=check_id)
 def test_none_is_not_answered_yet(check, capsys):
     ok, line = verdict(check, None, capsys)
     assert not ok and line.startswith("…") and "not answered yet" in line
@@ -84,7 +103,7 @@ def _unanswered(*args):
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("check", FUNCTION_CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", FUNCTION_CHECKS, ids=check_id)
 def test_not_implemented_is_not_answered_yet(check, capsys):
     ok, line = verdict(check, _unanswered, capsys)
     assert not ok and "not answered yet" in line
@@ -126,7 +145,7 @@ NUMBER_WORDS = {"a function returning NaN": (lambda *args: torch.tensor(math.nan
                 "a function returning a wrong shape": (_returns_wrong_shape, "one number, got a tensor of shape (7, 7)")}
 
 
-@pytest.mark.parametrize("check", FUNCTION_CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", FUNCTION_CHECKS, ids=check_id)
 @pytest.mark.parametrize("kind", WRONG_FUNCTIONS)
 def test_a_wrong_kind_of_answer_gets_a_clear_line_not_an_exception(check, kind, capsys):
     answer, words = NUMBER_WORDS.get(kind, WRONG_FUNCTIONS[kind]) if check in NUMBER_CHECKS else WRONG_FUNCTIONS[kind]
@@ -200,3 +219,35 @@ def test_lab04s_wrong_answers_say_why(capsys):
         assert not ok and words in line
     ok, line = verdict(lab04.check_region_word, " Blue ", capsys)
     assert ok
+
+
+def test_lab05s_wrong_answers_say_why(capsys):
+    positions = torch.arange(14)  # the check's captions have 14 positions
+    for answer, words in [
+        (lambda x0, t, m, u: torch.where(u < t[:, None], m, x0), "<bos> (position 0) is never masked"),
+        (lambda x0, t, m, u: torch.where((u >= t[:, None]) & (positions > 0), m, x0), "masks with probability 1 - t"),
+        (lambda x0, t, m, u: torch.where(x0 <= 2, x0, mask(x0, t, m, u)), "<eos> and <pad> are masked like any word"),
+        (lambda x0, t, m, u: (u < t[:, None]) & (positions > 0), "return the tokens z_t themselves"),
+        (lambda x0, t, m, u: x0, "put mask_id at every position i > 0 with u[b, i] < t[b]"),
+    ]:
+        ok, line = verdict(lab05.check_mask, answer, capsys)
+        assert not ok and words in line, line
+    for answer, words in [
+        (lambda c, m, n: c.argsort(1, descending=True).argsort(1) < n[:, None], "already known"),
+        (lambda c, m, n: m & (c.masked_fill(~m, float("inf")).argsort(1).argsort(1) < n[:, None]), "least confident"),
+        (lambda c, m, n: m & (m.cumsum(1) <= n[:, None]), "leftmost masked positions"),
+        (lambda c, m, n: reveal(c, m, n[:1].expand(len(n))), "each caption reveals its own count"),
+    ]:
+        ok, line = verdict(lab05.check_reveal, answer, capsys)
+        assert not ok and words in line, line
+    for answer, words in [
+        (lambda e: e.mean(-1).argmax(-1), "the largest error"),
+        (lambda e: e.argmin(1).mode(-1).values, "takes the majority"),
+        (lambda e: e[:, :, 0].argmin(-1), "the first evaluation only"),
+        (lambda e: e.max(-1).values.argmin(-1), "their best or worst"),
+        (lambda e: e.mean(1).argmin(-1), "averages over the candidates"),
+        (lambda e: -e.mean(-1), "return the index of the chosen caption for each image"),
+    ]:
+        ok, line = verdict(lab05.check_pick, answer, capsys)
+        assert not ok and words in line, line
+    assert verdict(lab05.check_pick, lambda e: e.sum(-1).argmin(-1).double(), capsys)[0]  # float indices count
