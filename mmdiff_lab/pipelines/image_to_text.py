@@ -15,15 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
-from diffusers.utils import logging as diffusers_logging
 from PIL import Image
 from torch import Tensor
 
 from ..data.base import DataError, image_to_tensor, load_image
 from ..models.captioner import CaptionDenoiser, image_context
 from ..text import Tokenizer
+from .folders import WordTokenizerPipeline, load_folder
 from .unmasking import CaptionRecord, autoregress, check_order, check_steps, check_temperature, unmask
 
 MAX_IMAGES = 256  # most images one call captions; call again for more
@@ -74,7 +73,7 @@ def as_pixels(images, size: int) -> Tensor:
     return torch.stack(out)
 
 
-class ImageToTextPipeline(DiffusionPipeline):
+class ImageToTextPipeline(WordTokenizerPipeline):
     """Captions by masked diffusion (or, when the denoiser is causal, by the autoregressive anchor).
 
     Args:
@@ -109,35 +108,6 @@ class ImageToTextPipeline(DiffusionPipeline):
     @property
     def image_size(self) -> int:
         return self.image_encoder.config.image_size
-
-    # -- files: the tokenizer is ours, so it is written and read beside the diffusers components --
-
-    def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
-        if not kwargs.pop("safe_serialization", True):
-            raise ValueError("safe_serialization=False would write pickles; this library writes safetensors only")
-        level = diffusers_logging.get_verbosity()
-        diffusers_logging.set_verbosity_error()  # diffusers would warn that it cannot save our tokenizer
-        try:
-            super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
-        finally:
-            diffusers_logging.set_verbosity(level)
-        (Path(save_directory) / "tokenizer").mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save(Path(save_directory) / "tokenizer" / "tokenizer.json")
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> ImageToTextPipeline:
-        """A pipeline folder or shipped name ("i2t-shapes"); models read by loading.load_model (safetensors only)."""
-        from .. import loading
-
-        if not kwargs.pop("use_safetensors", True):
-            raise ValueError("use_safetensors=False would read pickles; this library reads safetensors only")
-        folder = loading.resolve(pretrained_model_name_or_path)
-        if "tokenizer" not in kwargs:
-            kwargs["tokenizer"] = Tokenizer.load(folder / "tokenizer" / "tokenizer.json")
-        kwargs.update(loading.load_components(folder, given=kwargs))
-        pipe = super().from_pretrained(folder, use_safetensors=True, **kwargs)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
 
     # -- the steps of a call --
 
@@ -216,19 +186,7 @@ class ImageToTextPipeline(DiffusionPipeline):
 
 def load_captioner(path: str | Path) -> ImageToTextPipeline:
     """A saved pipeline folder or the name of a shipped one ("i2t-shapes"); errors name the file."""
-    from ..loading import resolve
-    from ..training.checkpoint import CheckpointError
-
-    folder = resolve(path)
-    if not (folder / "model_index.json").is_file():
-        raise CheckpointError(f"{folder / 'model_index.json'}: missing; is {folder} a pipeline folder from "
-                              f"`mmdiff-lab train i2t`?")
-    try:
-        return ImageToTextPipeline.from_pretrained(folder)
-    except CheckpointError:
-        raise
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise CheckpointError(f"{folder}: cannot load the pipeline ({type(e).__name__}: {e})") from None
+    return load_folder(ImageToTextPipeline, path, "mmdiff-lab train i2t")
 
 
 def caption_all(pipe: ImageToTextPipeline, pixels: Tensor, batch_size: int = MAX_IMAGES, seed: int = 0,

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, ImagePipelineOutput
-from diffusers.utils import logging as diffusers_logging
+from diffusers import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
 from ..data.base import tensor_to_image
 from ..models.denoiser import TextToImageDenoiser, text_context
 from ..text import Tokenizer
+from .folders import WordTokenizerPipeline, load_folder
 from .prompts import Condition, Stage, parse_weights
 from .samplers import (
     SamplingDefaults,
@@ -88,7 +88,7 @@ def _callback_inputs(callback, names) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-class TextToImagePipeline(DiffusionPipeline):
+class TextToImagePipeline(WordTokenizerPipeline):
     """Text to image with our denoiser (or a diffusers UNet), the dual encoder's text tower, and any sampler.
 
     Args:
@@ -121,36 +121,6 @@ class TextToImagePipeline(DiffusionPipeline):
         c = self.config
         return SamplingDefaults(c.default_guidance_scale, c.default_sampler, c.default_steps,
                                 tuple(c.default_guidance_interval))
-
-    # -- files: the tokenizer is ours, so it is written and read beside the diffusers components --
-
-    def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
-        """A complete folder (every component's weights in it, as safetensors), whatever the loaded one shared."""
-        if not kwargs.pop("safe_serialization", True):
-            raise ValueError("safe_serialization=False would write pickles; this library writes safetensors only")
-        tokenizer = self.tokenizer
-        level = diffusers_logging.get_verbosity()
-        diffusers_logging.set_verbosity_error()  # diffusers would warn that it cannot save our tokenizer
-        try:
-            super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
-        finally:
-            diffusers_logging.set_verbosity(level)
-        (Path(save_directory) / "tokenizer").mkdir(parents=True, exist_ok=True)
-        tokenizer.save(Path(save_directory) / "tokenizer" / "tokenizer.json")
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> TextToImagePipeline:
-        """A pipeline folder or shipped name; each model read by loading.load_model (safetensors only, float32),
-        a shared one from the shipped folder its pointer names. Other keywords go to diffusers."""
-        from .. import loading
-
-        if not kwargs.pop("use_safetensors", True):
-            raise ValueError("use_safetensors=False would read pickles; this library reads safetensors only")
-        folder = loading.resolve(pretrained_model_name_or_path)
-        if "tokenizer" not in kwargs:
-            kwargs["tokenizer"] = Tokenizer.load(folder / "tokenizer" / "tokenizer.json")
-        kwargs.update(loading.load_components(folder, given=kwargs))
-        return super().from_pretrained(folder, use_safetensors=True, **kwargs)
 
     # -- checks: every argument, before any work --
 
@@ -541,18 +511,4 @@ class TextToImagePipeline(DiffusionPipeline):
 
 def load_pipeline(path: str | Path) -> TextToImagePipeline:
     """A saved pipeline folder, or the name of a shipped one ("t2i-shapes"); errors name the file."""
-    from ..loading import resolve
-    from ..training.checkpoint import CheckpointError
-
-    folder = resolve(path)
-    if not (folder / "model_index.json").is_file():
-        raise CheckpointError(f"{folder / 'model_index.json'}: missing; is {folder} a pipeline folder from "
-                              f"`mmdiff-lab train t2i`?")
-    try:
-        pipe = TextToImagePipeline.from_pretrained(folder)
-    except CheckpointError:
-        raise  # already names the file
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise CheckpointError(f"{folder}: cannot load the pipeline ({type(e).__name__}: {e})") from None
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return load_folder(TextToImagePipeline, path, "mmdiff-lab train t2i")
