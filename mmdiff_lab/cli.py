@@ -60,6 +60,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--image-states", choices=["final", "inputs+final", "streams+final", "streams"],
                    help="i2t: what the captions read of the image tower: its final patch states, or its input "
                         "tokens beside them (default)")
+    p.add_argument("--twin-consistency", type=_number,
+                   help="i2t on shapes: weight of the term asking a scene and its twin (one attribute changed) "
+                        "to predict their shared words alike (default 0: none)")
     p.add_argument("--captions", choices=["as-said", "canonical"],
                    help="i2t on shapes: train on each scene said one way, the first template and the relation "
                         "left of / above (canonical, the default), or on captions as the world says them (as-said)")
@@ -94,7 +97,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
 #: Options that only some models read: given to another, they would be ignored without a word.
 ONLY_FOR = {"backbone": ("t2i",), "prediction_type": ("t2i",), "object_weight": ("t2i",),
             "unsaid_colour": ("t2i",), "text_states": ("t2i",), "judge": ("t2i",), "clip": ("prior", "t2i", "i2t"),
-            "target_recall": ("clip",), "objective": ("i2t",), "captions": ("i2t",), "image_states": ("i2t",), "world": ("clip", "prior", "t2i", "i2t"),
+            "target_recall": ("clip",), "objective": ("i2t",), "captions": ("i2t",), "image_states": ("i2t",), "twin_consistency": ("i2t",), "world": ("clip", "prior", "t2i", "i2t"),
             "preset": ("clip", "prior", "t2i", "i2t"), "eval_every": ("clip", "prior", "t2i", "i2t")}
 
 
@@ -186,7 +189,7 @@ def _config(args, error):
             from .training.i2t import I2TTrainConfig
 
             extra = {"clip": args.clip, "objective": args.objective, "captions": args.captions,
-                     "image_states": args.image_states}
+                     "image_states": args.image_states, "twin_consistency": args.twin_consistency}
             return I2TTrainConfig(**settings, **{k: v for k, v in extra.items() if v is not None})
         if args.model == "clip":
             from .training.clip import ClipTrainConfig

@@ -276,3 +276,27 @@ def test_caption_cli_prints_one_caption_per_file_and_names_bad_ones(tmp_path, pn
     assert "b.txt: not an image file" in capsys.readouterr().err
     assert exit_status(["caption", str(tmp_path / "a.png"), "--model", str(tmp_path / "p"), "--steps", "0"]) == 2
     assert "steps must be a whole number in [1, 13]" in capsys.readouterr().err
+
+
+def test_twin_consistency_is_zero_for_identical_twins_and_refused_where_it_does_not_apply():
+    from mmdiff_lab.training.i2t import I2TTrainConfig, twin_consistency_loss
+    from mmdiff_lab.training.loop import ConfigError
+
+    p = tiny_i2t_pipeline()
+    ids = p.tokenizer.encode(["a small red circle on the left", "a large blue square at the top"])["input_ids"]
+    other = p.tokenizer.encode(["a small green circle on the left", "a large blue circle at the top"])["input_ids"]
+    states = torch.randn(2, 33, p.image_encoder.config.width)
+    g = torch.Generator
+    same = twin_consistency_loss(p.denoiser, ids, states, ids, states, 5.0, g().manual_seed(0))
+    plain = twin_consistency_loss(p.denoiser, ids, states, ids, states, 0.0, g().manual_seed(0))
+    assert torch.allclose(same, plain)  # identical twins: nothing to make consistent
+    twin_states = torch.randn_like(states)
+    weighed = twin_consistency_loss(p.denoiser, ids, states, other, twin_states, 5.0, g().manual_seed(0))
+    alone = twin_consistency_loss(p.denoiser, ids, states, other, twin_states, 0.0, g().manual_seed(0))
+    assert torch.isfinite(weighed) and weighed > alone  # two images read differently where their words agree
+    with pytest.raises(ConfigError, match="twin_consistency is for the masked objective on world 'shapes'"):
+        I2TTrainConfig(world="digits", twin_consistency=1.0)
+    with pytest.raises(ConfigError, match="twin_consistency"):
+        I2TTrainConfig(objective="autoregressive", twin_consistency=1.0)
+    with pytest.raises(ConfigError, match="twin_consistency must be"):
+        I2TTrainConfig(twin_consistency=-1.0)

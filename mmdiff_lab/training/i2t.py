@@ -27,7 +27,7 @@ from ..data.shapes import describe
 from ..loading import load_clip
 from ..models.captioner import IMAGE_STATES, PRESETS, CaptionDenoiser, image_context, image_fingerprint
 from ..text_diffusion import autoregressive_nll, mask_tokens, nelbo_terms, stratified_t
-from .loop import BOUNDS, OneOf, TrainConfig, WorldName, fit, write_run_record
+from .loop import BOUNDS, Bound, ConfigError, OneOf, TrainConfig, WorldName, fit, write_run_record
 from .t2i import clip_folder
 
 OBJECTIVES = ("masked", "autoregressive")
@@ -38,7 +38,7 @@ VALIDATION_SEED = 777  # the held-out scenes watched while training; the eval's 
 class I2TTrainConfig(TrainConfig):
     bounds: ClassVar[dict] = {**BOUNDS, "world": WorldName(), "preset": OneOf(tuple(PRESETS)),
                               "objective": OneOf(OBJECTIVES), "captions": OneOf(("as-said", "canonical")),
-                              "image_states": OneOf(IMAGE_STATES)}
+                              "image_states": OneOf(IMAGE_STATES), "twin_consistency": Bound(0)}
 
     world: str = "shapes"
     clip: str = ""  # the dual encoder whose image tower the captions read ("" = the shipped clip-WORLD)
@@ -52,6 +52,10 @@ class I2TTrainConfig(TrainConfig):
     # What the captions read of the image tower: its final patch states alone mix a held-out pair's colour and
     # shape into a trained pair's; its input tokens keep them apart (docs/results.md).
     image_states: str = "inputs+final"
+    # Weight of a consistency term (0: none): each training scene beside its twin (one attribute changed or swapped,
+    # still a training pair: ShapesWorld.twin), the two captions' shared words must be predicted alike from the
+    # two images, so that a shape word is read apart from the colour beside it (docs/results.md).
+    twin_consistency: float = 0.0
     steps: int = 3000  # the training split is captioned perfectly by step 1000; held-out images need no more (docs/results.md)
     batch_size: int = 128
     lr: float = 1e-3
@@ -60,6 +64,13 @@ class I2TTrainConfig(TrainConfig):
     pool_size: int = 30_000
     eval_every: int = 500
     checkpoint_every: int = 250
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.twin_consistency and (self.world != "shapes" or self.objective != "masked"):
+            raise ConfigError(type(self).__name__, "twin_consistency",
+                              f"is for the masked objective on world 'shapes' (0 elsewhere), got "
+                              f"{self.twin_consistency!r} with world {self.world!r}, objective {self.objective!r}")
 
 
 @torch.no_grad()
@@ -79,6 +90,21 @@ def caption_loss(model, ids: Tensor, states: Tensor, generator: torch.Generator 
     return nelbo_terms(model(z_t, states), ids, masked, t).mean()
 
 
+def twin_consistency_loss(model, ids: Tensor, states: Tensor, twin_ids: Tensor, twin_states: Tensor, weight: float,
+                          generator: torch.Generator | None = None) -> Tensor:
+    """The NELBO of a caption and of its twin's under one mask pattern, plus ``weight`` x the symmetric KL between
+    the two predictions at the masked positions whose words the two captions share."""
+    t = stratified_t(len(ids), generator, ids.device)
+    z_a, masked = mask_tokens(ids, t, model.config.mask_id, generator)
+    z_b = torch.where(masked, torch.full_like(twin_ids, model.config.mask_id), twin_ids)
+    la, lb = model(z_a, states), model(z_b, twin_states)  # (B, L, V) each
+    nelbo = 0.5 * (nelbo_terms(la, ids, masked, t) + nelbo_terms(lb, twin_ids, masked, t)).mean()
+    pa, pb = (torch.log_softmax(x.clamp(min=-1e4), dim=-1) for x in (la, lb))  # <mask>'s -inf kept finite
+    kl = ((pa.exp() - pb.exp()) * (pa - pb)).sum(-1)  # (B, L) KL(a || b) + KL(b || a)
+    shared = masked & (ids == twin_ids)
+    return nelbo + weight * (kl * shared).sum() / shared.sum().clamp(min=1)
+
+
 def train_i2t(cfg: I2TTrainConfig, out: str | Path, resume: bool = False) -> tuple[object, list[dict]]:
     """Train a caption denoiser (or the autoregressive anchor) on cfg.world; save the pipeline to ``out``."""
     from ..pipelines.image_to_text import ImageToTextPipeline, evaluate_captioner
@@ -88,11 +114,15 @@ def train_i2t(cfg: I2TTrainConfig, out: str | Path, resume: bool = False) -> tup
     clip_path = clip_folder(cfg)
     clip_model, tokenizer = load_clip(clip_path)
     clip_model.requires_grad_(False)
-    _, examples, _ = training_examples(cfg.world, cfg.pool_size, cfg.seed, twins=False)
+    _, examples, twins = training_examples(cfg.world, cfg.pool_size, cfg.seed, twins=bool(cfg.twin_consistency))
     if cfg.captions == "canonical" and cfg.world == "shapes":
-        examples = [replace(e, caption=describe(e.scene.canonical(), template=0)[0]) for e in examples]
+        examples, twins = ([replace(e, caption=describe(e.scene.canonical(), template=0)[0]) for e in part]
+                           for part in (examples, twins))
     pool = make_pool(examples, tokenizer)
     states = encode_images(clip_model, pool.pixels, cfg.image_states)  # (N, M, C), once: the tower is frozen
+    if twins:
+        twin_pool = make_pool(twins, tokenizer)
+        twin_states = encode_images(clip_model, twin_pool.pixels, cfg.image_states)
     torch.manual_seed(cfg.seed)
 
     def new_model() -> CaptionDenoiser:
@@ -108,11 +138,17 @@ def train_i2t(cfg: I2TTrainConfig, out: str | Path, resume: bool = False) -> tup
     def batch(step: int, rank: int) -> tuple:
         rng = np.random.default_rng((cfg.seed, step, rank))
         idx = torch.from_numpy(rng.integers(len(pool), size=cfg.batch_size))
-        return pool.input_ids[idx], states[idx], torch.tensor(int(rng.integers(2**31)))
+        seed = torch.tensor(int(rng.integers(2**31)))
+        if twins:
+            return pool.input_ids[idx], states[idx], seed, twin_pool.input_ids[idx], twin_states[idx]
+        return pool.input_ids[idx], states[idx], seed
 
     def loss(model, data) -> Tensor:
-        ids, image_states, seed = data
-        return caption_loss(model, ids, image_states, torch.Generator().manual_seed(int(seed)))
+        ids, image_states, seed, *twin = data
+        g = torch.Generator().manual_seed(int(seed))
+        if twin:
+            return twin_consistency_loss(model, ids, image_states, *twin, cfg.twin_consistency, g)
+        return caption_loss(model, ids, image_states, g)
 
     def pipeline_with_ema(m) -> ImageToTextPipeline:
         shadow = new_model()
