@@ -117,9 +117,9 @@ T2I_AND_OTHERS = [
     (["train", "t2i", "--target-recall", "0.9"], "--target-recall is for clip, not t2i"),
     (["train", "prior", "--clip", "runs/nothing"], "--clip runs/nothing: not a trained dual encoder"),
     (["train", "prior"], "--clip runs/clip-shapes: not a trained dual encoder"),
-    (["train", "judge", "--world", "digits"], "--world is for clip, prior, t2i, not judge"),
+    (["train", "judge", "--world", "digits"], "--world is for clip, prior, t2i, i2t, not judge"),
     (["train", "judge", "--resume"], "--resume: no complete training state in"),
-    (["train", "judge", "--eval-every", "5"], "--eval-every is for clip, prior, t2i, not judge"),
+    (["train", "judge", "--eval-every", "5"], "--eval-every is for clip, prior, t2i, i2t, not judge"),
     (["train", "unicorn"], "argument model: invalid choice: 'unicorn'"),
 ]
 

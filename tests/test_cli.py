@@ -108,7 +108,7 @@ def test_train_minutes_is_a_clock_budget(monkeypatch, tmp_path, capsys):
     assert cli.main(["train", "t2i", "--minutes", "0.5", "--steps", "500", "--out", out]) == 0
     assert [(c.time_budget_s, c.steps) for c in seen] == [(1800, 10**9), (30, 500)]
     for argv, message in ((["t2i", "--minutes", "-1"], "argument --minutes: must be a finite number > 0, got -1"),
-                          (["judge", "--world", "shapes"], "--world is for clip, prior, t2i, not judge")):
+                          (["judge", "--world", "shapes"], "--world is for clip, prior, t2i, i2t, not judge")):
         with pytest.raises(SystemExit) as e:
             cli.main(["train", *argv, "--out", out])
         assert e.value.code == 2 and message in capsys.readouterr().err

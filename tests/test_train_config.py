@@ -15,9 +15,10 @@ from mmdiff_lab.training.clip import ClipTrainConfig
 from mmdiff_lab.training.judge import JudgeTrainConfig
 from mmdiff_lab.training.loop import BOUNDS, ConfigError, TrainConfig, fit
 from mmdiff_lab.training.prior import PriorTrainConfig
+from mmdiff_lab.training.i2t import I2TTrainConfig
 from mmdiff_lab.training.t2i import T2ITrainConfig
 
-CONFIGS = (TrainConfig, ClipTrainConfig, PriorTrainConfig, T2ITrainConfig, JudgeTrainConfig)
+CONFIGS = (TrainConfig, ClipTrainConfig, PriorTrainConfig, T2ITrainConfig, I2TTrainConfig, JudgeTrainConfig)
 NAN, INF = float("nan"), float("inf")
 
 BAD = [
@@ -116,7 +117,7 @@ def test_the_benchs_and_notebooks_settings_pass():
 
 @pytest.mark.parametrize("name", [n for n in pretrained.available() if (pretrained.path(n) / "train_config.json").is_file()])
 def test_every_shipped_models_settings_pass_the_checks(name):
-    config = {"clip": ClipTrainConfig, "prior": PriorTrainConfig, "t2i": T2ITrainConfig,
+    config = {"clip": ClipTrainConfig, "prior": PriorTrainConfig, "t2i": T2ITrainConfig, "i2t": I2TTrainConfig,
               "judge": JudgeTrainConfig}[name.split("-")[0]]
     config(**json.loads((pretrained.path(name) / "train_config.json").read_text()))
 
