@@ -62,7 +62,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                         "tokens beside them (default)")
     p.add_argument("--twin-consistency", type=_number,
                    help="i2t on shapes: weight of the term asking a scene and its twin (one attribute changed) "
-                        "to predict their shared words alike (default 0: none)")
+                        "to predict their shared words alike (default 1 for the masked objective on shapes, else 0)")
     p.add_argument("--captions", choices=["as-said", "canonical"],
                    help="i2t on shapes: train on each scene said one way, the first template and the relation "
                         "left of / above (canonical, the default), or on captions as the world says them (as-said)")

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from mmdiff_lab import pretrained
 from mmdiff_lab.training.clip import ClipTrainConfig
+from mmdiff_lab.training.i2t import I2TTrainConfig
 from mmdiff_lab.training.judge import JudgeTrainConfig
 from mmdiff_lab.training.loop import BOUNDS, ConfigError, TrainConfig, fit
 from mmdiff_lab.training.prior import PriorTrainConfig
-from mmdiff_lab.training.i2t import I2TTrainConfig
 from mmdiff_lab.training.t2i import T2ITrainConfig
 
 CONFIGS = (TrainConfig, ClipTrainConfig, PriorTrainConfig, T2ITrainConfig, I2TTrainConfig, JudgeTrainConfig)
