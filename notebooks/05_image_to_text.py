@@ -244,8 +244,9 @@ print("mean step decided: " + ", ".join(f"{k} {m:.2f} ({len(steps_by_kind[k])} p
 # The end of the caption is decided first: said canonically, a caption's length follows from the number of
 # objects, and the positions after `<eos>` are padding. The template words ("a", "on the", "of") and the sizes
 # come next; the colours, the shapes and the position words come last, because that is where the model is least
-# sure. In the grid above, the word it gets wrong ("circle" for the green diamond: green and diamond are a
-# held-out pair, never seen together in training) is revealed at the last step, with the lowest confidence. The
+# sure. That is where a held-out colour-shape pair sits: trained without the twin term (`docs/results.md`), the
+# model called a green diamond "a green circle", and that word was revealed at the last step, with the lowest
+# confidence. The
 # confidence order leaves the hard words until everything else is known; an autoregressive model has no such
 # choice: it must say the first object's size and colour before anything else.
 #
@@ -297,8 +298,8 @@ axes[1].legend(fontsize=7)
 plt.show()
 
 # %% [markdown]
-# Every order at every step count gets about the same share right, one step included, and so does the anchor
-# (these few dozen images per group move the shares by about ±0.1; `docs/results.md` has 200 validation images
+# Every order at every step count gets about the same share right, one step included; the anchor, trained on the
+# same captions without the twin term, gets fewer held-out pairs right (these few dozen images per group move the shares by about ±0.1; `docs/results.md` has 200 validation images
 # per group, where no setting stands apart by more than the noise). Why does one step suffice? With one step
 # every position is predicted at once, each from the image and an all-masked caption, each on its own. Said one
 # way, a scene has one caption: given the image each word is (nearly) determined, and the positions' separate
@@ -414,9 +415,10 @@ plt.show()
 # is not scored at all, so with one or two masks the changed word is often not read (a tie counts as a miss).
 # The generative scorers pay for their accuracy in time: one denoiser call per candidate and evaluation, against
 # one text embedding per candidate for the dual encoder (ms per query, above). Read the misses printed with the
-# table: every held-out image has a colour-shape pair never seen in training, and the dual encoder and the
-# captioner, which reads the same image tower, both put a held-out pair near a trained one (a green diamond is
-# "a green circle"). The text-to-image model, which can draw those pairs, also ranks them.
+# table: every held-out image has a colour-shape pair never seen in training, and the dual encoder puts a
+# held-out pair near a trained one (a green diamond near "a green circle"). The captioner, trained to read a shape
+# apart from the colour beside it (the twin term), and the text-to-image model, which can draw those pairs, rank
+# them better.
 #
 # ## 5. The round trip
 #
