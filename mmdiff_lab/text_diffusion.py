@@ -46,10 +46,12 @@ def nelbo_terms(logits: Tensor, x0: Tensor, masked: Tensor, t: Tensor) -> Tensor
     return masked_nll(logits, x0, masked) / t / (x0.shape[1] - 1)
 
 
-def autoregressive_nll(logits: Tensor, x0: Tensor, pad_id: int) -> Tensor:
+def autoregressive_nll(logits: Tensor, x0: Tensor, pad_id: int, per_token: bool = True) -> Tensor:
     """The anchor's loss: position i predicts token i + 1, up to and including <eos> (padding is not a word):
-    logits (B, L, V), x0 (B, L) -> (B,) nats per predicted token."""
+    logits (B, L, V), x0 (B, L) -> (B,) nats per predicted token, or (per_token=False) per caption: the exact
+    -log p(caption)."""
     target = x0[:, 1:]  # (B, L - 1)
     nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), target, reduction="none")  # (B, L - 1)
     keep = target != pad_id
-    return (nll * keep).sum(1) / keep.sum(1).clamp(min=1)
+    total = (nll * keep).sum(1)
+    return total / keep.sum(1).clamp(min=1) if per_token else total

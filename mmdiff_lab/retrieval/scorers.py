@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..models.denoiser import text_context
 from ..text import Tokenizer
-from ..text_diffusion import T_MIN, masked_nll
+from ..text_diffusion import T_MIN, autoregressive_nll, masked_nll
 
 MAX_CANDIDATES = 100  # per image; more would only be slow
 
@@ -140,10 +140,7 @@ class LikelihoodScorer:
         states = pipe.encode_image(pixels)  # (B, M, C)
         states = states[:, None].expand(B, K, *states.shape[1:]).flatten(0, 1)  # (B * K, M, C)
         if cfg.causal:
-            logits = model(ids, states)
-            nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
-            keep = ids[:, 1:] != cfg.pad_id
-            return -(nll * keep).sum(1).view(B, K)
+            return -autoregressive_nll(model(ids, states), ids, cfg.pad_id, per_token=False).view(B, K)
         n = self.samples
         x0 = ids[:, None].expand(-1, n, -1).flatten(0, 1)  # (B * K * n, L)
         masked = self.masked[None].expand(B * K, -1, -1).flatten(0, 1)
