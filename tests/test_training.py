@@ -13,7 +13,14 @@ from mmdiff_lab.data import ShapesWorld
 from mmdiff_lab.data.pairs import make_pool, world_tokenizer
 from mmdiff_lab.models.encoders import DualEncoder, clip_loss
 from mmdiff_lab.training.checkpoint import CheckpointError, latest_state, load_state, save_state
-from mmdiff_lab.training.loop import TrainConfig, fit, lr_factor, write_run_record
+from mmdiff_lab.training.loop import (
+    TrainConfig,
+    TrainingDiverged,
+    fit,
+    lr_factor,
+    plot_history,
+    write_run_record,
+)
 
 
 def _setup():
@@ -56,6 +63,32 @@ def test_a_time_budget_ends_the_run_and_its_cosine(tmp_path):
     for before, h in zip(history[:-1], history[1:], strict=True):
         step = h["step"] - 1
         assert lr_factor(step, cfg, h["seconds"]) <= h["lr"] / cfg.lr <= lr_factor(step, cfg, before["seconds"])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, bad):
+    cfg = TrainConfig(steps=6, warmup=2, checkpoint_every=2, eval_every=0, lr=1e-3)
+    model, batch, loss = _setup()
+
+    calls = []
+
+    def diverging(m, data):  # fine for three steps, then nan or inf
+        calls.append(1)
+        return loss(m, data) * (bad if len(calls) == 4 else 1.0)
+
+    with pytest.raises(TrainingDiverged, match=rf"the loss is {bad} at step 4; training stopped and the last good "
+                                               r"checkpoint \(step 2\) is kept in"):
+        fit(model, batch, diverging, cfg, tmp_path / "run")
+    assert [p.name for p in (tmp_path / "run/state").iterdir()] == ["step-000002"]
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad step changed nothing
+
+
+def test_a_loss_with_parts_records_and_plots_them(tmp_path):
+    cfg = TrainConfig(steps=3, warmup=1, checkpoint_every=0, eval_every=0, lr=1e-3)
+    model, batch, loss = _setup()
+    history = fit(model, batch, lambda m, d: (loss(m, d), {"generator": -0.5, "critic": 2.0}), cfg, tmp_path / "run")
+    assert [(h["loss_generator"], h["loss_critic"]) for h in history] == [(-0.5, 2.0)] * 3
+    assert plot_history(history).startswith(b"\x89PNG")
 
 
 def test_interrupted_run_resumes_exactly(tmp_path, capsys):

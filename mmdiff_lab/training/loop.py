@@ -101,6 +101,10 @@ def _show(x: float) -> str:
     return str(x) if isinstance(x, int) else f"{x:g}"
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became nan or inf: the run stopped before that step changed the weights or any checkpoint."""
+
+
 class ConfigError(ValueError):
     """A training setting outside what it allows; ``field`` names it and ``problem`` says what it allows."""
 
@@ -187,18 +191,24 @@ def fit(
 
     Args:
         batch: (step, process index) -> tuple of CPU tensors for this process.
-        loss: (model, batch on the device) -> scalar loss.
+        loss: (model, batch on the device) -> scalar loss, or (scalar loss, {name: float}) to record its parts
+            as well (a GAN's generator and discriminator losses), as "loss_NAME" in the history and on the plot.
+            A loss that is not finite stops the run (``TrainingDiverged``) before it updates or saves anything.
         out: folder for state/ and snapshots/ (the trainer then writes the run's record there).
         resume: continue from the newest complete state in out/state (a CheckpointError when there is none).
         evaluate: model -> figures, run every cfg.eval_every steps and at the end.
         stop: figures -> True to end early (e.g. a recall target reached).
+        model: trained in place; an ``optimizer_groups()`` method, if it has one, gives AdamW's parameter groups,
+            each optionally with an "lr_scale" multiplying the schedule's rate (the history records group 0's).
         ema: an exponential moving average of the weights (diffusers' EMAModel), updated after every step and
             kept in the training state, so a resumed run continues the same average.
     """
     check_settings(cfg)  # again: a config changed after it was made (cfg.steps = 0) is caught here too
     out = Path(out)
     accelerator = Accelerator()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # A model may split its parameters into groups, each with an "lr_scale" on the schedule (a GAN's two players)
+    groups = model.optimizer_groups() if hasattr(model, "optimizer_groups") else [{"params": list(model.parameters())}]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict] = []
     start, elapsed, saved = 0, 0.0, None
     if resume:
@@ -243,16 +253,22 @@ def fit(
     try:
         for step in bar:
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(step, cfg, time.perf_counter() - t0)
+                group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, cfg, time.perf_counter() - t0)
             data = tuple(x.to(accelerator.device) for x in batch(step, accelerator.process_index))
             value = loss(model, data)
+            value, parts = value if isinstance(value, tuple) else (value, {})
+            if not torch.isfinite(value):  # no update, no save: the newest checkpoint stays the last good one
+                kept = f"the last good checkpoint (step {saved}) is kept in {out / 'state'}" if saved else \
+                    "no checkpoint was saved before it"
+                raise TrainingDiverged(f"{desc}: the loss is {value.item()} at step {step + 1}; training stopped and "
+                                       f"{kept}. Lower --lr, or resume from that checkpoint with --resume.")
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(value)
             optimizer.step()
             if ema is not None:
                 ema.step(accelerator.unwrap_model(model).parameters())
             record = {"step": step + 1, "loss": value.item(), "lr": optimizer.param_groups[0]["lr"],
-                      "seconds": time.perf_counter() - t0}
+                      "seconds": time.perf_counter() - t0, **{f"loss_{k}": float(v) for k, v in parts.items()}}
             history.append(record)  # evaluations below fill in the same record
             completed = step + 1
             bar.set_postfix(loss=f"{record['loss']:.3f}")
@@ -319,12 +335,23 @@ def plot_history(history: list[dict], path: Path | None = None) -> bytes:
 
     if not history:
         raise ValueError("plot_history: the history is empty, there is no curve to draw")
-    evals = sorted({k for h in history for k in h} - {"step", "loss", "lr", "seconds"})
-    fig = Figure(figsize=(9 if evals else 5, 3.2), layout="constrained")
+    keys = {k for h in history for k in h}
+    parts = sorted(k for k in keys if k.startswith("loss_"))
+    evals = sorted(keys - {"step", "loss", "lr", "seconds", *parts})
+    fig = Figure(figsize=(4.5 * (1 + bool(parts) + bool(evals)), 3.2), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2 if evals else 1, squeeze=False)[0]
-    axes[0].plot([h["step"] for h in history], [h["loss"] for h in history], linewidth=0.8)
-    axes[0].set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    axes = fig.subplots(1, 1 + bool(parts) + bool(evals), squeeze=False)[0]
+    steps = [h["step"] for h in history]
+    losses = [h["loss"] for h in history]
+    axes[0].plot(steps, losses, linewidth=0.8)
+    # a GAN's total can be negative (a hinge generator loss is -D(fake)): log scale only for positive losses
+    axes[0].set(xlabel="step", ylabel="loss", yscale="log" if min(losses) > 0 else "linear", title="training loss")
+    if parts:  # each part of the loss on its own curve, linear: what a GAN's two players do to each other
+        for key in parts:
+            points = [(h["step"], h[key]) for h in history if key in h]
+            axes[1].plot(*zip(*points, strict=True), linewidth=0.8, label=key.removeprefix("loss_"))
+        axes[1].set(xlabel="step", title="loss parts")
+        axes[1].legend(fontsize=7)
     for key in evals:
         points = [(h["step"], h[key]) for h in history if key in h]
         axes[-1].plot(*zip(*points, strict=True), marker="o", label=key)
