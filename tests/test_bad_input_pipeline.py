@@ -67,7 +67,7 @@ BAD = [
     (dict(num_inference_steps=2.5), "num_inference_steps"),
     (dict(num_inference_steps="20"), "num_inference_steps"),
     (dict(num_inference_steps=True), "num_inference_steps"),
-    (dict(num_inference_steps=1000, sampler="heun"), r"\[1, 999\] \(heun"),
+    (dict(num_inference_steps=1000, sampler="heun"), r"\[4, 999\] \(heun"),
     # guidance: a finite number in [0, 50]
     (dict(guidance_scale=math.nan), r"guidance_scale must be a number in \[0, 50\]"),
     (dict(guidance_scale=math.inf), "guidance_scale"),
@@ -198,7 +198,7 @@ def test_word_weights_stay_on_their_words_next_to_punctuation(pipe):
     (["--guidance", "three"], "--guidance"),
     (["--interval", "0", "nan"], "--interval"),
     (["--interval", "0.8", "0.2"], "--interval LO HI must be two numbers (lo, hi) with 0 <= lo <= hi <= 1"),
-    (["--sampler", "heun", "--steps", "1000"], "--steps must be an integer in [1, 999] (heun"),
+    (["--sampler", "heun", "--steps", "1000"], "--steps must be an integer in [4, 999] (heun"),
     (["--sampler", "lms"], "invalid choice: 'lms'"),
     (["-n", "0"], "-n/--num-images: must be an integer in [1, 256]"),
     (["-n", "100000"], "--num-images"),

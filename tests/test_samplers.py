@@ -19,6 +19,7 @@ from mmdiff_lab.pipelines.samplers import (
     check_guidance_scale,
     check_steps,
     max_steps,
+    min_steps,
     training_scheduler,
 )
 from mmdiff_lab.pipelines.text_to_image import (
@@ -117,6 +118,13 @@ def test_the_recorder_is_a_diffusers_pipeline_callback(pipe):
 # ---- the registry and the step range ------------------------------------------------------------------------
 
 
+def test_heun_below_its_fewest_steps_is_refused_with_the_reason():
+    assert min_steps("heun") == 4 and min_steps("dpm++") == 1
+    with pytest.raises(ValueError, match=r"must be an integer in \[4, 999\] \(heun on 1000 training timesteps: below 4 "
+                                         r"steps its spacing starts from noise far below T\), got 2"):
+        check_steps(2, "heun")
+
+
 @pytest.mark.parametrize("sampler", list(SCHEDULERS))
 def test_every_sampler_takes_its_largest_step_count_and_no_more(sampler):
     config = training_scheduler().config
@@ -125,7 +133,7 @@ def test_every_sampler_takes_its_largest_step_count_and_no_more(sampler):
     sched.set_timesteps(top)
     assert 0 <= int(sched.timesteps.min()) and int(sched.timesteps.max()) < config.num_train_timesteps
     assert check_steps(top, sampler) == top
-    with pytest.raises(ValueError, match=rf"\[1, {top}\]"):
+    with pytest.raises(ValueError, match=rf"\[{min_steps(sampler)}, {top}\]"):
         check_steps(top + 1, sampler)
 
 
@@ -153,7 +161,7 @@ def test_a_guidance_interval_is_accepted_exactly_when_ordered_inside_0_1(lo, hi)
 @given(st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=True), st.booleans()),
        st.sampled_from(list(SCHEDULERS)))
 def test_a_step_count_is_accepted_exactly_when_an_int_in_range(steps, sampler):
-    if isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= max_steps(sampler):
+    if isinstance(steps, int) and not isinstance(steps, bool) and min_steps(sampler) <= steps <= max_steps(sampler):
         assert check_steps(steps, sampler) == steps
     else:
         with pytest.raises(ValueError, match="num_inference_steps must be an integer in"):

@@ -78,6 +78,25 @@ def _prompts(prompt) -> list:
     return prompt if isinstance(prompt, list) else [prompt]
 
 
+def _listed(values) -> str:
+    """[1, 2, 4] -> "1, 2 or 4"."""
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def check_supported_steps(steps, default_steps: int) -> list[int] | None:
+    """A few-step generator's step counts as a sorted list of distinct whole numbers >= 1 holding the default
+    one, or None."""
+    if steps is None:
+        return None
+    values = list(steps) if isinstance(steps, (list, tuple)) else None
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        raise ValueError(f"supported_steps must be a list of whole numbers >= 1 (or None), got {steps!r}")
+    if default_steps not in values:
+        raise ValueError(f"default_steps {default_steps} is not among supported_steps {sorted(set(values))}")
+    return sorted(set(values))
+
+
 def _callback_inputs(callback, names) -> list[str]:
     """The tensors a callback asks for: given names, else its own ``tensor_inputs`` (diffusers' convention)."""
     return list(names or getattr(callback, "tensor_inputs", ["latents"]))
@@ -101,6 +120,8 @@ class TextToImagePipeline(WordTokenizerPipeline):
         default_guidance_scale, default_sampler, default_steps, default_guidance_interval: the settings this
             model is recommended with (``pipe.defaults``). Registered in the config, as Stable Diffusion's
             ``requires_safety_checker``, so diffusers writes them into model_index.json and passes them back on load.
+        supported_steps: the step counts a few-step generator was trained for (its student timesteps, e.g.
+            [1, 2, 4]); any other count is an error naming them. None: any count the sampler allows.
     """
 
     model_cpu_offload_seq = "text_encoder->denoiser"
@@ -108,12 +129,20 @@ class TextToImagePipeline(WordTokenizerPipeline):
 
     def __init__(self, denoiser, text_encoder, tokenizer: Tokenizer, scheduler, default_guidance_scale: float = 3.0,
                  default_sampler: str = "dpm++", default_steps: int = 20,
-                 default_guidance_interval: list[float] | tuple[float, float] = (0.0, 1.0)):
+                 default_guidance_interval: list[float] | tuple[float, float] = (0.0, 1.0),
+                 supported_steps: list[int] | tuple[int, ...] | None = None):
         super().__init__()
         self.register_modules(denoiser=denoiser, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
         d = SamplingDefaults(default_guidance_scale, default_sampler, default_steps, default_guidance_interval)
+        supported = check_supported_steps(supported_steps, d.steps)
         self.register_to_config(default_guidance_scale=d.guidance_scale, default_sampler=d.sampler,
-                                default_steps=d.steps, default_guidance_interval=list(d.guidance_interval))
+                                default_steps=d.steps, default_guidance_interval=list(d.guidance_interval),
+                                supported_steps=supported)
+
+    @property
+    def supported_steps(self) -> list[int] | None:
+        """The step counts this model samples in (a few-step generator's), or None for any the sampler allows."""
+        return getattr(self.config, "supported_steps", None)
 
     @property
     def defaults(self) -> SamplingDefaults:
@@ -133,6 +162,10 @@ class TextToImagePipeline(WordTokenizerPipeline):
         T = self.scheduler.config.num_train_timesteps
         check_sampler(sampler)
         check_steps(num_inference_steps, sampler, T)
+        if self.supported_steps and num_inference_steps not in self.supported_steps:
+            raise ValueError(f"num_inference_steps: this few-step generator samples in "
+                             f"{_listed(self.supported_steps)} steps only (the timesteps it was trained at), "
+                             f"got {num_inference_steps!r}")
         check_guidance_scale(guidance_scale)
         check_guidance_interval(guidance_interval)
         if (not isinstance(num_images_per_prompt, int) or isinstance(num_images_per_prompt, bool)
