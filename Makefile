@@ -18,6 +18,12 @@ WORDS_T2I_GUIDANCE ?= 2.0
 # trained on the same data for the same steps (docs/results.md).
 SHAPES_I2T_STEPS ?= 3000
 DIGITS_I2T_STEPS ?= 2000
+# Lab 06's few-step generators, distilled from the shipped t2i-shapes (so trained after it is shipped): adversarial
+# diffusion distillation and its anchor without the adversarial loss, each at the learning rate it did best with
+# on validation prompts (docs/results.md).
+FEWSTEP_STEPS ?= 1500
+FEWSTEP_LR ?= 5e-4
+FEWSTEP_DISTILL_LR ?= 5e-4
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmdiff-installed
@@ -68,7 +74,7 @@ test: install chromium
 # faithfulness figure is read with, so `make pretrained` keeps the shipped one (a retrained judge reads about 1
 # in 50 borderline samples differently: docs/results.md); `make judge` retrains and ships it on purpose.
 PRETRAINED := clip-shapes clip-digits prior-shapes prior-digits t2i-shapes t2i-shapes-words t2i-digits \
-  i2t-shapes i2t-shapes-ar i2t-digits
+  i2t-shapes i2t-shapes-ar i2t-digits fewstep-shapes fewstep-shapes-distill
 
 # A second `make pretrained` would stop at its first `train` (that run's folder holds a state and needs
 # --resume), after set-up and maybe hours of the others: say so before anything starts, and delete nothing.
@@ -97,9 +103,16 @@ pretrained: pretrained-check install
 	$(BIN)/mmdiff-lab train i2t --world shapes --clip runs/clip-shapes --objective autoregressive \
 	  --steps $(SHAPES_I2T_STEPS) --out runs/i2t-shapes-ar
 	$(BIN)/mmdiff-lab train i2t --world digits --clip runs/clip-digits --steps $(DIGITS_I2T_STEPS) --out runs/i2t-digits
-	for name in $(filter-out t2i-shapes t2i-shapes-words,$(PRETRAINED)); do $(BIN)/mmdiff-lab ship runs/$$name $$name; done
+	for name in $(filter-out t2i-shapes t2i-shapes-words fewstep-%,$(PRETRAINED)); do $(BIN)/mmdiff-lab ship runs/$$name $$name; done
 	$(BIN)/mmdiff-lab ship runs/t2i-shapes t2i-shapes --guidance $(SHAPES_T2I_GUIDANCE)
 	$(BIN)/mmdiff-lab ship runs/t2i-shapes-words t2i-shapes-words --guidance $(WORDS_T2I_GUIDANCE)
+	$(BIN)/python -m mmdiff_lab.pretrained.compact t2i-shapes
+	$(BIN)/mmdiff-lab train fewstep --teacher t2i-shapes --judge judge-shapes --steps $(FEWSTEP_STEPS) \
+	  --lr $(FEWSTEP_LR) --out runs/fewstep-shapes
+	$(BIN)/mmdiff-lab train fewstep --teacher t2i-shapes --judge judge-shapes --objective distill \
+	  --steps $(FEWSTEP_STEPS) --lr $(FEWSTEP_DISTILL_LR) --out runs/fewstep-shapes-distill
+	$(BIN)/mmdiff-lab ship runs/fewstep-shapes fewstep-shapes
+	$(BIN)/mmdiff-lab ship runs/fewstep-shapes-distill fewstep-shapes-distill
 	$(BIN)/python -m mmdiff_lab.pretrained.compact $(PRETRAINED)
 
 # A new examiner: every faithfulness figure measured before it was read by the old one.

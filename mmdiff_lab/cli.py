@@ -1,4 +1,4 @@
-"""The `mmdiff-lab` command: doctor, train, ship, sample, caption, bench, eval."""
+"""The `mmdiff-lab` command: doctor, train, ship, sample, caption, augment, bench, eval."""
 
 from __future__ import annotations
 
@@ -47,16 +47,21 @@ def _minutes(text: str) -> float:
 
 def _train_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from scratch (one CPU process, or under `accelerate launch`)")
-    p.add_argument("model", choices=["clip", "prior", "t2i", "i2t", "judge"],
+    p.add_argument("model", choices=["clip", "prior", "t2i", "i2t", "judge", "fewstep"],
                    help="clip: the dual encoder; prior: text -> image embedding; t2i: the text-to-image denoiser; "
-                        "i2t: the caption denoiser (image to text); judge: the ShapesWorld faithfulness judge")
+                        "i2t: the caption denoiser (image to text); judge: the ShapesWorld faithfulness judge; "
+                        "fewstep: a 1-, 2- and 4-step generator distilled from a t2i pipeline (ShapesWorld)")
     p.add_argument("--world", help="shapes, digits or folder:PATH (default: shapes)")
     p.add_argument("--preset", help="model size: tiny or lab (default: lab)")
     p.add_argument("--out", help="output folder (default: runs/MODEL-WORLD)")
     p.add_argument("--clip", help="prior: folder of the trained dual encoder (default: runs/clip-WORLD); "
                                   "t2i, i2t: folder or shipped name (default: the shipped clip-WORLD)")
-    p.add_argument("--objective", choices=["masked", "autoregressive"],
-                   help="i2t: masked diffusion (default) or the autoregressive anchor")
+    p.add_argument("--objective", choices=["masked", "autoregressive", "adversarial", "distill"],
+                   help="i2t: masked diffusion (default) or the autoregressive anchor; fewstep: adversarial "
+                        "diffusion distillation (default) or the anchor without its adversarial loss (distill)")
+    p.add_argument("--teacher", help="fewstep: the t2i pipeline folder or shipped name to distil (default t2i-shapes)")
+    p.add_argument("--adversarial-weight", type=_number,
+                   help="fewstep, adversarial: weight of the generator's adversarial loss (default 0.05)")
     p.add_argument("--image-states", choices=["final", "inputs+final", "streams+final", "streams"],
                    help="i2t: what the captions read of the image tower: its final patch states, or its input "
                         "tokens beside them (default)")
@@ -75,11 +80,11 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                                                                 "0.5 learns faster early)")
     p.add_argument("--text-states", choices=["final", "words", "words+final"],
                    help="t2i, transformer: what its cross-attention reads (default: the preset's, words+final)")
-    p.add_argument("--judge", help="t2i on shapes: judge folder or shipped name to score samples while training "
+    p.add_argument("--judge", help="t2i on shapes, fewstep: judge folder or shipped name to score samples while training "
                                    "(default: the shipped judge-shapes when present)")
     p.add_argument("--steps", type=_whole, help="optimisation steps")
     p.add_argument("--minutes", type=_minutes,
-                   help="clip, prior, t2i, i2t: train for this long instead of a number of steps; "
+                   help="clip, prior, t2i, i2t, fewstep: train for this long instead of a number of steps; "
                         "the learning rate's cosine ends with the clock")
     p.add_argument("--batch-size", type=_whole)
     p.add_argument("--lr", type=_number)
@@ -96,9 +101,11 @@ def _train_parser(sub) -> argparse.ArgumentParser:
 
 #: Options that only some models read: given to another, they would be ignored without a word.
 ONLY_FOR = {"backbone": ("t2i",), "prediction_type": ("t2i",), "object_weight": ("t2i",),
-            "unsaid_colour": ("t2i",), "text_states": ("t2i",), "judge": ("t2i",), "clip": ("prior", "t2i", "i2t"),
-            "target_recall": ("clip",), "objective": ("i2t",), "captions": ("i2t",), "image_states": ("i2t",), "twin_consistency": ("i2t",), "world": ("clip", "prior", "t2i", "i2t"),
-            "preset": ("clip", "prior", "t2i", "i2t"), "eval_every": ("clip", "prior", "t2i", "i2t")}
+            "unsaid_colour": ("t2i",), "text_states": ("t2i",), "judge": ("t2i", "fewstep"),
+            "clip": ("prior", "t2i", "i2t"), "target_recall": ("clip",), "objective": ("i2t", "fewstep"),
+            "captions": ("i2t",), "image_states": ("i2t",), "twin_consistency": ("i2t",),
+            "teacher": ("fewstep",), "adversarial_weight": ("fewstep",), "world": ("clip", "prior", "t2i", "i2t"),
+            "preset": ("clip", "prior", "t2i", "i2t"), "eval_every": ("clip", "prior", "t2i", "i2t", "fewstep")}
 
 
 def _clip_exists(model: str, clip: str | None, world: str) -> str | None:
@@ -130,6 +137,22 @@ def _missing_model(flag: str, value: str, kind: str) -> str | None:
     if not folder.is_dir():
         return f"{flag} {value}: no such folder"
     return None if (folder / "config.json").is_file() else f"{flag} {value}: not a {kind} folder (no config.json)"
+
+
+def _missing_pipeline(flag: str, value: str) -> str | None:
+    """Why ``value`` names no text-to-image pipeline folder or shipped one, or None."""
+    from . import pretrained
+    from .loading import resolve
+
+    try:
+        folder = resolve(value)
+    except FileNotFoundError:
+        return f"{flag} {value}: no such folder, and no shipped model of that name ({', '.join(pretrained.available())})"
+    if not (folder / "model_index.json").is_file():
+        return f"{flag} {value}: not a pipeline folder (no model_index.json); give a t2i pipeline, e.g. t2i-shapes"
+    if pretrained.run_kind(folder) != "TextToImagePipeline":
+        return f"{flag} {value}: holds a {pretrained.run_kind(folder)}, not a TextToImagePipeline"
+    return None
 
 
 def _check_out(out: Path, resume: bool) -> str | None:
@@ -178,6 +201,13 @@ def _config(args, error):
             from .training.judge import JudgeTrainConfig
 
             return JudgeTrainConfig(**{k: v for k, v in settings.items() if k not in ("world", "preset")})
+        if args.model == "fewstep":
+            from .training.fewstep import FewStepTrainConfig
+
+            extra = {"teacher": args.teacher, "objective": args.objective,
+                     "adversarial_weight": args.adversarial_weight}
+            return FewStepTrainConfig(**{k: v for k, v in settings.items() if k not in ("world", "preset")},
+                                      **{k: v for k, v in extra.items() if v is not None})
         if args.model == "t2i":
             from .training.t2i import T2ITrainConfig
 
@@ -217,6 +247,8 @@ def _check_train(args, error):
     world = args.world or "shapes"
     if args.judge and world != "shapes":
         error("--judge is for t2i on shapes")
+    if args.model == "fewstep" and (why := _missing_pipeline("--teacher", args.teacher or "t2i-shapes")):
+        error(why)
     if world.startswith("folder:"):
         from .data import DataError, ImageCaptionFolder
 
@@ -238,6 +270,8 @@ def _default_out(args) -> str:
         return args.out
     if args.model == "judge":
         return "runs/judge-shapes"
+    if args.model == "fewstep":
+        return "runs/fewstep-shapes" + ("-distill" if args.objective == "distill" else "")
     return (f"runs/{args.model}-{_slug(args.world or 'shapes')}" + ("-unet" if args.backbone == "unet" else "")
             + ("-ar" if args.objective == "autoregressive" else ""))
 
@@ -245,6 +279,7 @@ def _default_out(args) -> str:
 def _train(args, error) -> int:
     from .data import DataError
     from .training.checkpoint import CheckpointError
+    from .training.loop import TrainingDiverged
 
     cfg = _check_train(args, error)
     try:
@@ -259,6 +294,9 @@ def _train(args, error) -> int:
         error(f"--world {args.world}: {e}")
     except KeyboardInterrupt:  # Ctrl-C: fit has saved the state and said so; a traceback would only hide that
         return 130
+    except TrainingDiverged as e:  # nan or inf: nothing of that step was saved; say what is kept
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 def _run_training(args, cfg) -> int:
@@ -274,6 +312,10 @@ def _run_training(args, cfg) -> int:
 
         judge = _judge(args.judge) if cfg.world == "shapes" else None
         _, history = train_t2i(cfg, out, resume=args.resume, judge=judge)
+    elif args.model == "fewstep":
+        from .training.fewstep import train_fewstep
+
+        _, history = train_fewstep(cfg, out, resume=args.resume, judge=_judge(args.judge))
     elif args.model == "i2t":
         from .training.i2t import train_i2t
 
@@ -452,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="a pipeline: the guidance scale it recommends (pipe.defaults), chosen on validation prompts")
     _sample_parser(sub)
     _caption_parser(sub)
+    from .augmentation.cli import add_parser  # lab 06's protocol keeps its options beside it
+
+    augment = add_parser(sub)
     _figures_parser(sub, "bench", "speed benchmarks: a table, and JSON with --json")
     _figures_parser(sub, "eval", "quality evaluations: a table, and JSON with --json")
     args = parser.parse_args(argv)
@@ -467,6 +512,10 @@ def main(argv: list[str] | None = None) -> int:
         return _sample(args)
     if args.command == "caption":
         return _caption(args)
+    if args.command == "augment":
+        from .augmentation.cli import run as _augment
+
+        return _augment(args, augment.error)
     if args.command == "ship":
         from .pretrained import ship
 

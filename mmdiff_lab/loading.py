@@ -11,7 +11,10 @@ precision the model was trained in.
 
 A pipeline component may be stored once, elsewhere: its folder then holds only ``shared.json``,
 ``{"shipped": "clip-shapes", "sha256": "..."}``, naming the shipped model whose weights it is (a t2i pipeline's
-text encoder is the shipped dual encoder, kept frozen while its denoiser trained).
+text encoder is the shipped dual encoder, kept frozen while its denoiser trained), with ``"subfolder"`` when that
+is one component of a shipped pipeline. Beside the pointer an ``adapter/`` folder (a LoRA adapter, diffusers'
+``save_lora_adapter`` format) is fused into the shared weights as they load: a few-step generator is the shipped
+t2i denoiser plus its adapter.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from .training.checkpoint import CheckpointError
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 #: The file in a pipeline component's folder that names the shipped model it shares.
 POINTER = "shared.json"
+#: The folder beside a pointer that holds a LoRA adapter to fuse into the shared weights.
+ADAPTER = "adapter"
 #: Libraries a pipeline's model_index.json may name classes from: importing a module runs its code.
 COMPONENT_LIBRARIES = ("mmdiff_lab", "diffusers")
 #: Modules whose classes moved into mmdiff_lab.models: pipeline folders saved before still name the old ones.
@@ -142,7 +147,11 @@ def shared_source(component_folder: Path) -> Path | None:
     if not isinstance(name, str) or not is_plain_name(name) or name not in pretrained.available():
         raise CheckpointError(f"{pointer_file}: 'shipped' must name a shipped model ({', '.join(pretrained.available())}), "
                               f"got {name!r}")
-    shared = pretrained.path(name)
+    subfolder = pointer.get("subfolder", "")
+    if not isinstance(subfolder, str) or subfolder not in ("",) + pretrained.SHIPPED_FOLDERS:
+        raise CheckpointError(f"{pointer_file}: 'subfolder' must be one of {', '.join(pretrained.SHIPPED_FOLDERS)}, "
+                              f"got {subfolder!r}")
+    shared = pretrained.path(name) / subfolder
     if sha256(weights_file(shared)) != pointer.get("sha256"):
         raise CheckpointError(f"{pointer_file}: the shipped {name} is not the one this pipeline was stored with "
                               f"(its weights' sha256 differs); ship the pipeline again")
@@ -183,12 +192,30 @@ def load_components(folder: Path, given: dict) -> dict[str, ModelMixin]:
             components[name] = load_model(cls, folder, subfolder=name)
             continue
         components[name] = load_model(cls, shared)
+        if (folder / name / ADAPTER).is_dir():
+            components[name] = fuse_adapter(components[name], folder / name / ADAPTER)
         shared_tokens = shared / "tokenizer.json"
         tokenizer = given.get("tokenizer")
         if shared_tokens.is_file() and isinstance(tokenizer, Tokenizer) and Tokenizer.load(shared_tokens) != tokenizer:
             raise CheckpointError(f"{folder / 'tokenizer' / 'tokenizer.json'}: differs from {shared_tokens}, the "
                                   f"tokenizer of the shared {name} ({folder / name / POINTER})")
     return components
+
+
+def fuse_adapter(model: ModelMixin, adapter: Path) -> ModelMixin:
+    """``model`` with the LoRA adapter in folder ``adapter`` merged into its weights (W + B A), as a plain model."""
+    file = adapter / "pytorch_lora_weights.safetensors"
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing (the adapter beside {adapter.parent / POINTER})")
+    stored_shapes(file, "LoRA adapter")  # a corrupt file named before peft reads it
+    try:
+        model.load_lora_adapter(adapter, prefix=None, weight_name=file.name, adapter_name="fused")
+        model.fuse_lora()
+        model.unload_lora()
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{file}: cannot fuse the adapter into {type(model).__name__} "
+                              f"({type(e).__name__}: {e})") from None
+    return model.float().eval()
 
 
 def load_clip(path: str | Path) -> tuple[DualEncoder, Tokenizer]:

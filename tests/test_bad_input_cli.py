@@ -77,7 +77,7 @@ BAD = [
                              "got 'folder:'"),
     (["--preset", "huge"], "argument --preset: must be one of tiny, lab, got 'huge'"),
     (["--backbone", "unet"], "--backbone is for t2i, not clip"),
-    (["--judge", "judge-shapes"], "--judge is for t2i, not clip"),
+    (["--judge", "judge-shapes"], "--judge is for t2i, fewstep, not clip"),
     (["--unsaid-colour", "0.5"], "--unsaid-colour is for t2i, not clip"),
 ]
 
@@ -119,8 +119,15 @@ T2I_AND_OTHERS = [
     (["train", "prior"], "--clip runs/clip-shapes: not a trained dual encoder"),
     (["train", "judge", "--world", "digits"], "--world is for clip, prior, t2i, i2t, not judge"),
     (["train", "judge", "--resume"], "--resume: no complete training state in"),
-    (["train", "judge", "--eval-every", "5"], "--eval-every is for clip, prior, t2i, i2t, not judge"),
+    (["train", "judge", "--eval-every", "5"], "--eval-every is for clip, prior, t2i, i2t, fewstep, not judge"),
     (["train", "unicorn"], "argument model: invalid choice: 'unicorn'"),
+    (["train", "fewstep", "--objective", "masked"], "argument --objective: must be one of adversarial, distill"),
+    (["train", "fewstep", "--teacher", "no-such"], "--teacher no-such: no such folder, and no shipped model"),
+    (["train", "fewstep", "--teacher", "clip-shapes"], "--teacher clip-shapes: not a pipeline folder"),
+    (["train", "fewstep", "--world", "digits"], "--world is for clip, prior, t2i, i2t, not fewstep"),
+    (["train", "fewstep", "--adversarial-weight", "-1"], "argument --adversarial-weight: must be a finite number >= 0"),
+    (["train", "fewstep", "--adversarial-weight", "0"], "must be > 0 for objective 'adversarial'"),
+    (["train", "t2i", "--teacher", "t2i-shapes"], "--teacher is for fewstep, not t2i"),
 ]
 
 

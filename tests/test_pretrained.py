@@ -17,6 +17,7 @@ from mmdiff_lab.pipelines.text_to_image import load_pipeline
 from mmdiff_lab.pretrained.compact import FULL_PRECISION, compact, main
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
+ADAPTER_WEIGHTS = "pytorch_lora_weights.safetensors"  # a few-step generator's LoRA adapter
 #: What the package may hold in all, so that labs 04-06's models fit beside these.
 BUDGET_BYTES = 40 * 1024 * 1024
 
@@ -44,7 +45,7 @@ def test_nothing_shipped_is_a_pickle():
 
 @pytest.mark.parametrize("name", pretrained.EXPECTED)
 def test_weights_are_stored_in_half_precision_unless_kept_full(name):
-    files = sorted(pretrained.path(name).rglob(WEIGHTS))
+    files = sorted([*pretrained.path(name).rglob(WEIGHTS), *pretrained.path(name).rglob(ADAPTER_WEIGHTS)])
     assert files
     want = torch.float32 if name in FULL_PRECISION else torch.float16
     for file in files:
@@ -60,6 +61,19 @@ def test_a_t2i_pipeline_points_to_its_dual_encoder_instead_of_a_copy(world):
     assert pointer == {"shipped": f"clip-{world}", "sha256": hashlib.sha256((clip / WEIGHTS).read_bytes()).hexdigest()}
     # the tokenizer is written with the pipeline and with the dual encoder: the two must be the same
     assert json.loads((folder / "tokenizer" / "tokenizer.json").read_text()) == json.loads((clip / "tokenizer.json").read_text())
+
+
+@pytest.mark.parametrize("name", [n for n in pretrained.EXPECTED if n.startswith("fewstep-")])
+def test_a_few_step_generator_is_the_shipped_t2i_denoiser_plus_its_adapter(name):
+    folder = pretrained.path(name) / "denoiser"
+    assert sorted(p.name for p in folder.iterdir()) == ["adapter", POINTER]
+    teacher = pretrained.path("t2i-shapes") / "denoiser" / WEIGHTS
+    assert json.loads((folder / POINTER).read_text()) == {
+        "shipped": "t2i-shapes", "subfolder": "denoiser", "sha256": hashlib.sha256(teacher.read_bytes()).hexdigest()}
+    pipe = load_pipeline(name)
+    assert pipe.supported_steps == [1, 2, 4]
+    base = load_pipeline("t2i-shapes").denoiser.state_dict()
+    assert any(not torch.equal(v, base[k]) for k, v in pipe.denoiser.state_dict().items())  # the adapter is fused
 
 
 def test_compact_is_idempotent_on_what_is_shipped(tmp_path, monkeypatch):

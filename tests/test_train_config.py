@@ -12,13 +12,15 @@ from hypothesis import strategies as st
 
 from mmdiff_lab import pretrained
 from mmdiff_lab.training.clip import ClipTrainConfig
+from mmdiff_lab.training.fewstep import FewStepTrainConfig
 from mmdiff_lab.training.i2t import I2TTrainConfig
 from mmdiff_lab.training.judge import JudgeTrainConfig
 from mmdiff_lab.training.loop import BOUNDS, ConfigError, TrainConfig, fit
 from mmdiff_lab.training.prior import PriorTrainConfig
 from mmdiff_lab.training.t2i import T2ITrainConfig
 
-CONFIGS = (TrainConfig, ClipTrainConfig, PriorTrainConfig, T2ITrainConfig, I2TTrainConfig, JudgeTrainConfig)
+CONFIGS = (TrainConfig, ClipTrainConfig, PriorTrainConfig, T2ITrainConfig, I2TTrainConfig, JudgeTrainConfig,
+           FewStepTrainConfig)
 NAN, INF = float("nan"), float("inf")
 
 BAD = [
@@ -100,9 +102,9 @@ def test_defaults_pass_and_every_number_has_a_range(config):
     fields = {f.name for f in dataclasses.fields(cfg)}
     own = set(config.bounds) - set(BOUNDS)
     assert own <= fields, f"bounds for settings {config.__name__} does not have: {own - fields}"
-    # A setting without a rule would go unchecked; only the dual encoder's folder is free text (load_clip checks
-    # that it holds a model, when it is loaded).
-    assert fields - {"clip"} <= set(config.bounds), f"{config.__name__}: no rule for {fields - set(config.bounds)}"
+    # A setting without a rule would go unchecked; only the dual encoder's and the teacher's folders are free text
+    # (load_clip and load_pipeline check that they hold a model, when loaded; the CLI before any work).
+    assert fields - {"clip", "teacher"} <= set(config.bounds), f"{config.__name__}: no rule for {fields - set(config.bounds)}"
 
 
 def test_the_benchs_and_notebooks_settings_pass():
@@ -118,7 +120,7 @@ def test_the_benchs_and_notebooks_settings_pass():
 @pytest.mark.parametrize("name", [n for n in pretrained.available() if (pretrained.path(n) / "train_config.json").is_file()])
 def test_every_shipped_models_settings_pass_the_checks(name):
     config = {"clip": ClipTrainConfig, "prior": PriorTrainConfig, "t2i": T2ITrainConfig, "i2t": I2TTrainConfig,
-              "judge": JudgeTrainConfig}[name.split("-")[0]]
+              "judge": JudgeTrainConfig, "fewstep": FewStepTrainConfig}[name.split("-")[0]]
     config(**json.loads((pretrained.path(name) / "train_config.json").read_text()))
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders.peft import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin
 from diffusers.models.attention_processor import Attention, AttnProcessor
 from diffusers.models.modeling_utils import ModelMixin
@@ -102,10 +103,11 @@ def unpatchify(x: Tensor, p: int) -> Tensor:
     return x.view(B, h, h, p, p, F).permute(0, 1, 3, 2, 4, 5).reshape(B, h * p, h * p, F).permute(0, 3, 1, 2)
 
 
-class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin):
+class TextToImageDenoiser(ModelMixin, AttentionMixin, ConfigMixin, PeftAdapterMixin):
     """eps (or v) prediction for an image x_t at timestep t, given text token states.
 
-    ``attn_processors`` / ``set_attn_processor`` come from diffusers' AttentionMixin, as on its UNet.
+    ``attn_processors`` / ``set_attn_processor`` come from diffusers' AttentionMixin, as on its UNet; LoRA
+    adapters (``add_adapter``, ``save_lora_adapter``, ``fuse_lora``) from its PeftAdapterMixin, as on its UNet too.
 
     Args:
         context_dim: width C of the text token states (the dual encoder's width).

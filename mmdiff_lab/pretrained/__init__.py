@@ -12,7 +12,8 @@ ROOT = Path(__file__).parent
 
 #: Checkpoints the labs load. Each later lab adds its own here when it ships one.
 EXPECTED: tuple[str, ...] = ("clip-shapes", "clip-digits", "prior-shapes", "prior-digits", "judge-shapes",
-                             "t2i-shapes", "t2i-shapes-words", "t2i-digits", "i2t-shapes", "i2t-shapes-ar", "i2t-digits")
+                             "t2i-shapes", "t2i-shapes-words", "t2i-digits", "i2t-shapes", "i2t-shapes-ar", "i2t-digits",
+                             "fewstep-shapes-distill")
 
 #: What a shipped folder keeps of a training run (no optimizer state, no snapshots).
 SHIPPED_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "tokenizer.json", "metrics.json",
@@ -73,7 +74,7 @@ def _finish_interrupted_swap(target: Path, old: Path, new: Path) -> None:
 
 #: What a shipped name's prefix promises (the loaders and labs find models by it): the class its folder holds.
 KINDS = {"clip-": "DualEncoder", "prior-": "EmbeddingPrior", "judge-": "Judge", "t2i-": "TextToImagePipeline",
-         "i2t-": "ImageToTextPipeline"}
+         "i2t-": "ImageToTextPipeline", "fewstep-": "TextToImagePipeline"}
 
 
 def run_kind(run: Path) -> str | None:

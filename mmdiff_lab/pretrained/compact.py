@@ -8,7 +8,9 @@ stored values are rounded. The float32 originals stay in the training run's fold
 
 A pipeline's text (or image) encoder that equals a shipped dual encoder, weight for weight, and uses the same
 tokenizer, is replaced by a pointer to it (``loading.POINTER``): the t2i and i2t pipelines froze the shipped
-encoders while training.
+encoders while training. A few-step generator's denoiser, the shipped t2i denoiser plus a LoRA adapter, is replaced
+by a pointer to that denoiser and the adapter (about a fifth of its weights), once the two are checked to fuse
+back into the stored weights.
 """
 
 from __future__ import annotations
@@ -96,6 +98,36 @@ def share_encoder(pipeline: Path, half_ok: bool, component_name: str = "text_enc
     return None
 
 
+def share_denoiser(pipeline: Path) -> str | None:
+    """Replace ``pipeline/denoiser``'s fused weights by a pointer to the shipped denoiser its adapter was trained on
+    (``adapter/base.json``) and the adapter; that model's name, or None when there is no such adapter."""
+    from ..loading import ADAPTER, POINTER, fuse_adapter, load_model, sha256
+    from ..models.denoiser import TextToImageDenoiser
+
+    component = pipeline / "denoiser"
+    base_file = component / ADAPTER / "base.json"
+    if not (component / "config.json").is_file() or not base_file.is_file():
+        return None
+    base = json.loads(base_file.read_text())
+    name = base.get("teacher")
+    if name not in available() or not (path(name) / "denoiser" / SAFETENSORS_WEIGHTS_NAME).is_file():
+        raise ValueError(f"{base_file}: its base {name!r} is not a shipped pipeline; ship the teacher first")
+    shared_weights = path(name) / "denoiser" / SAFETENSORS_WEIGHTS_NAME
+    if base.get("sha256") != sha256(shared_weights):
+        raise ValueError(f"{base_file}: the shipped {name} is not the teacher this adapter was trained on")
+    stored = load_file(component / SAFETENSORS_WEIGHTS_NAME)
+    rebuilt = fuse_adapter(load_model(TextToImageDenoiser, path(name), subfolder="denoiser"), component / ADAPTER)
+    fused = rebuilt.state_dict()
+    worst = max((fused[k].float() - stored[k].float()).abs().max().item() for k in stored)
+    if fused.keys() != stored.keys() or worst > 1e-5:
+        raise ValueError(f"{component}: its adapter on {name} does not give back its weights (off by {worst:g})")
+    pointer = {"shipped": name, "subfolder": "denoiser", "sha256": sha256(shared_weights)}
+    (component / POINTER).write_text(json.dumps(pointer, indent=1))
+    (component / "config.json").unlink()
+    (component / SAFETENSORS_WEIGHTS_NAME).unlink()
+    return name
+
+
 def compact(name: str, folder: Path | None = None) -> list[str]:
     """Store the shipped model ``name`` compactly, in place (idempotent); what was done, one line each.
 
@@ -108,9 +140,11 @@ def compact(name: str, folder: Path | None = None) -> list[str]:
         for component in ENCODERS:
             if shared := share_encoder(folder, half_ok, component):
                 done.append(f"{component} -> shared with {shared}")
+        if shared := share_denoiser(folder):
+            done.append(f"denoiser -> {shared}'s denoiser plus its LoRA adapter")
     if half_ok:
-        done += [f"{f.relative_to(folder)} -> float16" for f in sorted(folder.rglob(SAFETENSORS_WEIGHTS_NAME))
-                 if store_half(f)]
+        files = [*folder.rglob(SAFETENSORS_WEIGHTS_NAME), *folder.rglob("pytorch_lora_weights.safetensors")]
+        done += [f"{f.relative_to(folder)} -> float16" for f in sorted(files) if store_half(f)]
     return done
 
 
