@@ -401,9 +401,49 @@ def i2t(repeats: int = 30) -> list[Figure]:
     return figures
 
 
+def fewstep(generator: str = "fewstep-shapes", base: str = "t2i-shapes", batch: int = 16, rounds: int = 9) -> list[Figure]:
+    """Lab 06: a batch of held-out prompts through the few-step generator at its defaults (1 step) and its other
+    step counts, against DPM-Solver++ at 20 steps on the text-to-image model at its defaults, in the same run;
+    each a median over rounds in which every setting runs once, the order reversed every round."""
+    from .evaluate import _present
+    from .metrics.faithfulness import heldout_scenes
+    from .pipelines.text_to_image import load_pipeline
+
+    if not _present(generator):  # reported, not a traceback: the other groups of the run still go ahead
+        return [Figure(f"fewstep.batch{batch}_1step_s", math.nan, ("<", 0.05),
+                       f"NOT MEASURED: {generator} is not shipped yet (mmdiff_lab.pretrained.available())")]
+    gen, pipe = load_pipeline(generator), load_pipeline(base)
+    prompts = heldout_scenes(2, batch)[0]  # the batch the t2i bench times
+
+    def sampling(p, **settings):
+        return lambda: p(prompts, generator=torch.Generator().manual_seed(0), output_type="pt", **settings)
+
+    runs = {f"{k}step": sampling(gen, num_inference_steps=k) for k in gen.supported_steps or [gen.defaults.steps]}
+    runs["dpm++20"] = sampling(pipe, num_inference_steps=20, sampler="dpm++")  # its guidance: the defaults'
+    for fn in runs.values():
+        fn()  # warm-up
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for i in range(rounds):  # interleaved: a shared machine's load hits every setting alike
+        for name in runs if i % 2 == 0 else reversed(runs):
+            seconds[name].append(_median_seconds(runs[name], 1))
+    how = (f"{batch} held-out prompts, {generator} at its defaults ({gen.defaults.sampler}, w = "
+           f"{gen.defaults.guidance_scale:g}), median of {rounds} interleaved rounds, {torch.get_num_threads()} threads")
+    figures = [Figure(f"fewstep.batch{batch}_{name}_s", statistics.median(v), ("<", 0.05) if name == "1step" else None,
+                      how if name == "1step" else f"the same at {name[:-4]} steps")
+               for name, v in seconds.items() if name != "dpm++20"]
+    figures.append(Figure(f"fewstep.dpm++20_batch{batch}_s", statistics.median(seconds["dpm++20"]), None,
+                          f"anchor: {base}, 20 DPM-Solver++ steps at its guidance (w = "
+                          f"{pipe.defaults.guidance_scale:g}), same prompts and rounds"))
+    if "1step" in seconds:
+        figures.append(Figure("fewstep.speedup_1step_vs_dpm++20", statistics.median(
+            a / g for a, g in zip(seconds["dpm++20"], seconds["1step"], strict=True)), None,
+            "DPM-Solver++ 20-step time / 1-step time, median over the rounds' ratios"))
+    return figures
+
+
 BUILTIN: dict[str, Group] = {"world": world, "clip": clip, "t2i": t2i, "t2i_race": t2i_race,
                              "t2i_race_lr_sweep": t2i_race_lr_sweep, "attention": attention, "i2t": i2t,
-                             "notebooks": notebooks}
+                             "notebooks": notebooks, "fewstep": fewstep}
 
 
 def groups() -> dict[str, Group]:

@@ -389,8 +389,111 @@ def roundtrip(n: int = 200) -> list[Figure]:
     return figures
 
 
+#: Lab 06's few-step generators, label -> shipped name (or folder): the first is the one the targets are about
+#: (adversarial, ADD-style); the others are anchors (the same recipe without the adversarial loss), shown beside it.
+FEWSTEP_GENERATORS = {"fewstep": "fewstep-shapes", "fewstep_distill": "fewstep-shapes-distill"}
+#: The issue's comparisons: (generator steps, DPM-Solver++ steps on the text-to-image model, target of the difference).
+FEWSTEP_COMPARISONS = ((1, 4, (">=", 0.0)), (4, 20, (">=", -0.05)))
+EFFICIENCY_PLOT = "efficiency.png"  # where `eval --only efficiency` saves its plot, in the working directory
+
+
+def _present(name: str) -> bool:
+    """Whether a model name or folder can be loaded: a folder here, or a shipped model (``pretrained.available``)."""
+    from pathlib import Path
+
+    return Path(name).is_dir() or name in pretrained.available()
+
+
+def efficiency(n: int = 100, n_compare: int = 300, generators: dict[str, str] | None = None,
+               base: str = "t2i-shapes", samplers: tuple[str, ...] | None = None, steps: tuple[int, ...] | None = None,
+               spread_prompts: int = 8, k: int = 8, batch: int = 16, repeats: int = 3,
+               plot_path: str | None = EFFICIENCY_PLOT) -> list[Figure]:
+    """Lab 06's efficiency table: every sampler on the text-to-image model at 1, 2, 4, 8 and 20 steps and each
+    few-step generator at its own step counts, for faithfulness (the judge), diversity (spread, and the Frechet
+    distance to true renders, in clip-shapes' image space), network evaluations and CPU ms per image; the
+    generator against DPM-Solver++ beside its non-adversarial anchor; the plot saved to ``plot_path``.
+
+    ``generators``: label -> name or folder (default ``FEWSTEP_GENERATORS``, of which one not shipped yet is
+    reported as not measured, never left out). The rows the comparisons read are judged on ``n_compare`` prompts
+    per group, the others on ``n``; the defaults are sized to fit in about 10 minutes on 2 idle cores."""
+    from dataclasses import replace
+
+    from tqdm.auto import tqdm
+
+    from .data.pairs import HELDOUT_SEED
+    from .loading import load_clip, load_judge
+    from .metrics import efficiency as E
+    from .pipelines.samplers import SCHEDULERS
+    from .pipelines.text_to_image import load_pipeline
+
+    pipe = load_pipeline(base)
+    chosen = FEWSTEP_GENERATORS if generators is None else generators
+    missing = {label for label, name in chosen.items() if generators is None and not _present(name)}
+    loaded = {label: load_pipeline(name) for label, name in chosen.items() if label not in missing}
+    methods = E.sampler_methods(pipe, samplers or tuple(SCHEDULERS), steps or E.RACE_STEPS)
+    for label, gen in loaded.items():
+        methods += E.generator_methods(label, gen)
+    # The comparisons' rows on more prompts: a 5-point margin needs a smaller error than n = 100 gives.
+    compared = {("dpm++", b) for _, b, _ in FEWSTEP_COMPARISONS} | {(g, a) for g in loaded for a, _, _ in FEWSTEP_COMPARISONS}
+    methods = [replace(m, n=n_compare) if (m.label, m.steps) in compared else m for m in methods]
+    s = E.RaceSettings(n=n, spread_prompts=spread_prompts, k=k, batch=batch, repeats=repeats)
+    rows, ref = E.race(methods, load_judge("judge-shapes"), load_clip("clip-shapes")[0], s,
+                       progress=lambda xs: tqdm(xs, desc="efficiency"))
+    print(E.format_table(rows, ref))
+    if plot_path:
+        E.plot(rows, ref).savefig(plot_path, dpi=90)
+        print(f"wrote {plot_path}")
+
+    names = {label: chosen[label] for label in loaded}
+    figures = []
+    for r in rows:
+        m = r.method
+        where = f"{names.get(m.label, base)} {m.sampler} {m.steps} step(s), w = {m.guidance:g}"
+        key = f"efficiency.{m.key}"
+        figures += [
+            Figure(f"{key}.single_all", r.single_all, None, f"{where}: {r.n} one-object held-out prompts (ShapesWorld "
+                   f"seed {HELDOUT_SEED}) judged, every attribute right"),
+            Figure(f"{key}.two_all", r.two_all, None, f"{r.n} two-object prompts: both objects and the relation"),
+            Figure(f"{key}.faithfulness", r.faithfulness, None, "mean of single_all and two_all: what is compared"),
+            Figure(f"{key}.spread", r.spread, None, f"mean pairwise distance of clip-shapes image embeddings (unit "
+                   f"norm), {k} images of each of {spread_prompts} prompts (true renders: {ref.spread:.3f})"),
+            Figure(f"{key}.fd", r.fd, None, f"Frechet distance of clip-shapes image embeddings of {2 * n} images to "
+                   f"true renders of the same prompts (floor, true to true: {ref.fd:.4f})"),
+            Figure(f"{key}.nfe", r.nfe, None, "denoiser rows per image, counted (guidance adds one per call)"),
+            Figure(f"{key}.calls", r.calls, None, "sequential denoiser calls per run (Heun: 2 per step but the last)"),
+            Figure(f"{key}.ms_per_image", r.ms_per_image, None, s.timing())]
+    figures += [Figure("efficiency.true_renders.spread", ref.spread, None, f"anchor: {k} true renders (jitters) "
+                       f"of each of the {spread_prompts} prompts"),
+                Figure("efficiency.true_renders.fd", ref.fd, None, f"anchor: {2 * n} true renders to another "
+                       f"{2 * n} of the same prompts (the distance's floor at this number of images)")]
+
+    faith = {(r.method.label, r.method.steps): r.faithfulness for r in rows}
+    dpm = f"DPM-Solver++ on {base} at its guidance w = {pipe.defaults.guidance_scale:g}"
+    for i, (label, name) in enumerate(chosen.items()):
+        for a, b, target in FEWSTEP_COMPARISONS:
+            mine, theirs = faith.get((label, a)), faith.get(("dpm++", b))
+            value = mine - theirs if mine is not None and theirs is not None else float("nan")
+            note = (f"{'' if i == 0 else 'anchor: '}{name} at {a} step(s) minus {dpm} at {b} steps: faithfulness "
+                    f"(mean of the one- and two-object 'all' scores) on {n_compare} + {n_compare} held-out prompts, "
+                    "same prompts and seeds")
+            if label in missing:
+                note = f"NOT MEASURED: {name} is not shipped yet (mmdiff_lab.pretrained.available()); " + note
+            figures.append(Figure(f"efficiency.{label}.{a}step_vs_dpm++{b}", value, target if i == 0 else None, note))
+    return figures
+
+
+def augmentation() -> list[Figure]:
+    """Lab 06: a scarce real set, the same plus generated pairs (t2i images, captioner captions; filtered too), and
+    several times more real data, each trained alike on the dual encoder and on the judge; the share of the gap to
+    the upper bound that generated data recovers, over 3 seeds (``augmentation.report``)."""
+    from .augmentation.report import figures
+
+    return figures()
+
+
 BUILTIN: dict[str, Group] = {"world": world, "schedules": schedules, "clip": clip, "prior": prior, "t2i": t2i,
-                             "attention": attention, "i2t": i2t, "retrieval": retrieval, "roundtrip": roundtrip}
+                             "attention": attention, "i2t": i2t, "retrieval": retrieval, "roundtrip": roundtrip,
+                             "efficiency": efficiency, "augmentation": augmentation}
 
 
 def groups() -> dict[str, Group]:
