@@ -18,6 +18,10 @@ _VIEWS = {
     "CaptionUnmasking": "captions_logic",
     "CaptionRanking": "captions_logic",
     "CaptionUnmasker": "captions",
+    "SamplerRacing": "race_logic",
+    "SamplerRace": "race",
+    "AugmentationCurves": "race_logic",
+    "AugmentationView": "race",
 }
 __all__ = list(_VIEWS)
 

@@ -178,3 +178,50 @@ def caption_unmasker(moves: int = 48) -> list[Figure]:
            f"drawn before; {made}")
     return [Figure("i2t_widget.step_ms", statistics.median(times) * 1000, ("<", 50.0), how),
             Figure("i2t_widget.step_slowest_ms", max(times) * 1000, None, "the slowest of those moves")]
+
+
+def sampler_race(redraws: int = 5, ticks: int = 40) -> list[Figure]:
+    """The sampler race's reactions, not its sampling: showing a finished race of the full default size (the six
+    samplers and two few-step generators at 1, 2, 4, 8 and 20 steps, 4 images a cell: its front, its plot and the
+    view's grid of image buttons), median of ``redraws``; and ticking a method's checkbox, median of ``ticks``.
+    The race's cells are made up (random images, times and verdicts): what is timed is drawing them."""
+    import torch
+
+    from mmdiff_lab.pipelines.text_to_image import load_pipeline
+
+    from .race import SamplerRace
+    from .race_logic import SamplerRacing
+
+    generators = {}
+    for label in ("fewstep", "fewstep-distill"):  # stand-ins: the grid reads only their configs
+        generators[label] = load_pipeline("t2i-shapes")
+        generators[label].register_to_config(supported_steps=[1, 2, 4], default_steps=1, default_sampler="ddpm",
+                                             default_guidance_scale=1.0)
+    state = SamplerRacing("t2i-shapes", generators)
+    view = SamplerRace(state=state)
+    rng = random.Random(0)
+    torch.manual_seed(0)
+    cells, notes = state.plan(list(state.methods), state.step_counts, 0, state.samples)
+    for cell in (c for c in cells.values() if not c.skipped):
+        cell.images = torch.rand(state.samples, 3, 32, 32) * 2 - 1
+        cell.ms = [rng.uniform(20, 3000) for _ in cell.seeds]
+        cell.faithful = [rng.random() < 0.7 for _ in cell.seeds]
+        cell.spread, cell.nfe, cell.calls = rng.uniform(0.05, 0.4), 2.0 * cell.method.steps, cell.method.steps
+    n_images = sum(len(c.seeds) for c in cells.values() if not c.skipped)
+    times = []
+    for _ in range(redraws + 1):  # the first one warms matplotlib up
+        start = time.perf_counter()
+        state._show(cells, notes, state.prompt, 0, 0.05)  # the view redraws its grid as ``races`` moves
+        times.append(time.perf_counter() - start)
+    shown = statistics.median(times[1:]) * 1000
+    ticking = []
+    box = view.method_boxes["ddim"]
+    for _ in range(ticks):
+        start = time.perf_counter()
+        box.value = not box.value
+        ticking.append(time.perf_counter() - start)
+    how = (f"{len(cells)} cells ({n_images} images, {len(state.rows)} methods x {len(state.columns)} step counts), "
+           f"front + plot + grid, median of {redraws} redraws after a warm-up")
+    return [Figure("sampler_race.show_race_ms", shown, ("<", 2000.0), how),
+            Figure("sampler_race.tick_ms", statistics.median(ticking) * 1000, ("<", 50.0),
+                   f"a method's checkbox ticked or unticked, median of {ticks}")]
