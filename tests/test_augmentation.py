@@ -229,6 +229,13 @@ def test_captions_the_grammar_cannot_parse_are_dropped_and_counted():
     assert torch.equal(pairs.pixels, pixels[1:]) and pairs.sources == ["i2t"] * 3
 
 
+def test_a_caption_naming_a_held_out_pair_is_dropped_not_trained_on():
+    """A captioner's slip into a held-out colour-shape pair would teach the students what they are scored on."""
+    pixels = real_pairs(ShapesWorld(seed=3), 0, 4).pixels
+    pairs, dropped = captions_from_images(FixedCaption(bad="a small red triangle on the left"), pixels)
+    assert dropped == 1 and len(pairs) == 3 and "red triangle" not in " ".join(pairs.captions)
+
+
 def test_pairs_subset_and_cat():
     p = real_pairs(ShapesWorld(seed=3), 0, 5)
     s = p.subset([4, 1])

@@ -78,6 +78,18 @@ def configs(args, error) -> list:
     return out
 
 
+def _writable(file: Path) -> bool:
+    """Whether ``file``'s folder exists (or can be made) and takes a file: probed now, not after the sweep."""
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        probe = file.parent / f".{file.name}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
 def run(args, error) -> int:
     """Check every setting, load the models, run each protocol (one cache: pairs and arms made once), report."""
     from ..training.checkpoint import CheckpointError
@@ -85,6 +97,11 @@ def run(args, error) -> int:
     from .protocol import Models, run_protocol, save_results
 
     cfgs = configs(args, error)
+    for flag, target in (("--json", args.json), ("--plot", args.plot)):  # a sweep's results must have somewhere to go
+        if target and (Path(target).is_dir() or not _writable(Path(target))):
+            error(f"{flag} {target}: cannot write a file there")
+    if args.json and args.plot and Path(args.json).resolve() == Path(args.plot).resolve():
+        error(f"--json and --plot name the same file ({args.json}); the plot would overwrite the results")
     models = Models()
     first = cfgs[0]
     try:  # a missing or broken pipeline is named now, before any training

@@ -19,7 +19,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..data.base import image_to_tensor
-from ..data.shapes import Scene, ShapesWorld
+from ..data.shapes import HELDOUT_PAIRS, Scene, ShapesWorld
 from ..metrics.captions import parsed
 from ..metrics.faithfulness import generate, score
 from ..metrics.shared_space import embed_images, embed_texts
@@ -90,15 +90,18 @@ def images_from_captions(pipe, captions: list[str], seed: int = 0, progress: boo
 
 def captions_from_images(captioner, pixels: Tensor, seed: int = 0) -> tuple[Pairs, int]:
     """A caption for each image (N, 3, 32, 32), written by ``captioner`` (an ``ImageToTextPipeline``) at its
-    defaults. Returns the pairs whose caption the ShapesWorld grammar parses, and how many did not parse (those
-    carry no label to learn from)."""
+    defaults. Returns the pairs whose caption the ShapesWorld grammar parses and names no held-out colour-shape
+    pair, and how many were dropped: an unparsed caption carries no label to learn from, and a captioner's slip
+    into a held-out pair ("a red triangle" for a red square) would teach the students the very pairs they are
+    scored on."""
     from ..pipelines.image_to_text import caption_all
 
     if not len(pixels):
         return empty_pairs(), 0
     captions = caption_all(captioner, pixels, seed=seed)
     scenes = [parsed(c) for c in captions]
-    keep = [i for i, s in enumerate(scenes) if s is not None]
+    keep = [i for i, s in enumerate(scenes)
+            if s is not None and not any((o.colour, o.shape) in HELDOUT_PAIRS for o in s.objects)]
     pairs = Pairs(pixels[keep], [captions[i] for i in keep], [scenes[i] for i in keep], ["i2t"] * len(keep))
     return pairs, len(captions) - len(keep)
 

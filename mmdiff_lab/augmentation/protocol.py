@@ -136,6 +136,13 @@ class AugmentConfig:
         if round(self.upper_factor * self.real) <= self.real:
             raise ConfigError(type(self).__name__, "upper_factor", f"x real ({self.upper_factor:g} x {self.real}) "
                                                                    "must round to more real pairs than the real set")
+        # the upper bound's pairs and the captions drawn from must stay below the captioner's unpaired images
+        wanted = round(self.ratio * self.real)
+        n_t2i = {"both": (wanted + 1) // 2, "t2i": wanted, "i2t": 0}.get(self.source, 0)
+        if round(self.upper_factor * self.real) + n_t2i > UNPAIRED or wanted - n_t2i > UNPAIRED:
+            raise ConfigError(type(self).__name__, "ratio", f"x real and upper_factor x real ({self.ratio:g} and "
+                                                            f"{self.upper_factor:g} x {self.real}) ask for more than "
+                                                            f"the {UNPAIRED} scenes a seed's world sets apart")
 
     def recipe(self) -> Recipe:
         """The model's recipe with any budget given here in its place."""

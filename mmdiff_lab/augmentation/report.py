@@ -4,7 +4,7 @@ defaults chosen on the validation scenes (seed 777), scored on the test scenes (
 from __future__ import annotations
 
 from ..figures import Figure
-from .protocol import VALIDATION_SEED, AugmentConfig, AugmentResult, Models, run_protocol
+from .protocol import VALIDATION_SEED, AugmentConfig, AugmentResult, Models, gap_fraction, run_protocol
 
 #: The eval's settings: the config's defaults, with the judge's filter beside them (the one that drops only pairs it
 #: reads wrong; the dual encoder's drops right ones too, docs of ``AugmentConfig.filter``).
@@ -33,18 +33,23 @@ def result_figures(r: AugmentResult) -> list[Figure]:
         value, sd = r.gap(arm)
         filtered = f", generated pairs filtered by {r.config.filter}" + (
             f" (the {r.config.keep:g} share of highest cosine)" if r.config.filter == "clip" else "")
+        finite = sum(1 for g in r.gaps[arm] if g == g)  # a seed whose upper bound is no better has no gap (nan)
+        pooled = gap_fraction(r.mean("real"), r.mean(arm), r.mean("upper bound"))
         figures += [
             Figure(f"augmentation.{m}.{name}", value, TARGETS.get(m) if "filtered" not in arm else None,
-                   f"(aug - real) / (upper - real) of {r.metric}, mean over seeds{filtered if 'filtered' in arm else ''}"
-                   f"; {how}"),
+                   f"(aug - real) / (upper - real) of {r.metric}, mean over the {finite} of {len(r.gaps[arm])} seeds "
+                   f"with a gap{filtered if 'filtered' in arm else ''}; {how}"),
             Figure(f"augmentation.{m}.{name}_spread", sd, None, "its standard deviation over seeds"),
+            Figure(f"augmentation.{m}.{name}_of_means", pooled, None,
+                   "the same fraction of the arms' means over seeds (no seed's small gap can inflate it)"),
         ]
     for arm in r.scores:
         key = arm.replace("real+generated (filtered)", "filtered").replace("real+generated", "augmented").replace(" ", "_")
         figures.append(Figure(f"augmentation.{m}.{key}", r.mean(arm), None,
                               f"{arm}: {r.metric}, mean over seeds (spread {r.spread(arm):.3f})"))
     notes = {"pairs": "generated pairs trained on (per seed, before any filter)",
-             "unparsed": "captions the captioner wrote that the grammar cannot parse (dropped)",
+             "unparsed": "captions the captioner wrote that the grammar cannot parse, or that name a held-out "
+                         "colour-shape pair (dropped)",
              "judged_right_t2i": "share of the t2i pipeline's images the shipped judge reads as their caption says",
              "judged_right_i2t": "share of the captioner's captions the shipped judge reads in their image",
              "kept": "share of generated pairs the filter kept"}
