@@ -152,6 +152,13 @@ def _missing_pipeline(flag: str, value: str) -> str | None:
         return f"{flag} {value}: not a pipeline folder (no model_index.json); give a t2i pipeline, e.g. t2i-shapes"
     if pretrained.run_kind(folder) != "TextToImagePipeline":
         return f"{flag} {value}: holds a {pretrained.run_kind(folder)}, not a TextToImagePipeline"
+    from .data import ShapesWorld
+    from .text import Tokenizer
+
+    try:  # the few-step generator trains on ShapesWorld captions: its teacher must read them
+        Tokenizer.load(folder / "tokenizer" / "tokenizer.json").encode(ShapesWorld(seed=0, size=200).captions())
+    except (OSError, ValueError, KeyError) as e:  # UnknownWordError is a KeyError
+        return f"{flag} {value}: cannot read ShapesWorld captions ({e}); give a ShapesWorld t2i pipeline, e.g. t2i-shapes"
     return None
 
 

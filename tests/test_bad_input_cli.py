@@ -128,6 +128,9 @@ T2I_AND_OTHERS = [
     (["train", "fewstep", "--adversarial-weight", "-1"], "argument --adversarial-weight: must be a finite number >= 0"),
     (["train", "fewstep", "--adversarial-weight", "0"], "must be > 0 for objective 'adversarial'"),
     (["train", "t2i", "--teacher", "t2i-shapes"], "--teacher is for fewstep, not t2i"),
+    (["train", "fewstep", "--teacher", "t2i-digits"], "--teacher t2i-digits: cannot read ShapesWorld captions"),
+    (["train", "fewstep", "--objective", "distill", "--adversarial-weight", "0.1"],
+     "argument --adversarial-weight: is for objective 'adversarial'"),
 ]
 
 

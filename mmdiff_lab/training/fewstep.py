@@ -49,6 +49,7 @@ from ..schedules import q_sample
 from .loop import BOUNDS, Bound, ConfigError, OneOf, TrainConfig, fit, write_run_record
 from .t2i import watch_prompts
 
+ADVERSARIAL_WEIGHT = 0.05
 VALIDATION_SEED = 777  # the held-out prompts watched while training; the eval's (123) give the final figure only
 SUPPORTED_STEPS = (1, 2, 4)  # sampling steps; their "trailing" timesteps are subsets of the 4-step ones
 SAMPLER = "ddpm"  # the posterior step q(x_t-1 | x_t, x_hat): what a model that predicts x_0 needs (DDGAN's too)
@@ -70,7 +71,8 @@ class FewStepTrainConfig(TrainConfig):
     objective: str = "adversarial"  # "distill": the anchor, the same recipe without the discriminator
     lora_rank: int = 32  # ~0.64M adapted parameters, 1.3 MB in float16: the whole generator fits in the package
     distill_weight: float = 1.0
-    adversarial_weight: float = 0.05
+    # the adversarial gradient on the adapter about half the distillation's at the start (both norms measured)
+    adversarial_weight: float = ADVERSARIAL_WEIGHT
     teacher_guidance: float = 1.5  # w of the teacher's targets: its recommended one (model_index.json)
     disc_max_t: int = 250  # the discriminator sees images noised to s < this, where a blurred edge still shows
     # The heads learn this many times faster than the adapter: at the generator's rate their hinge loss stayed at
@@ -88,8 +90,12 @@ class FewStepTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.objective == "distill" and self.adversarial_weight:
-            self.adversarial_weight = 0.0  # the anchor has no discriminator; its weight would be ignored anyway
+        if self.objective == "distill" and self.adversarial_weight not in (0.0, ADVERSARIAL_WEIGHT):
+            raise ConfigError(type(self).__name__, "adversarial_weight",
+                              f"is for objective 'adversarial' (the anchor has no discriminator), got "
+                              f"{self.adversarial_weight!r} with objective 'distill'")
+        if self.objective == "distill":
+            self.adversarial_weight = 0.0  # what the anchor's record says: no adversarial loss
         if self.objective == "adversarial" and not self.adversarial_weight:
             raise ConfigError(type(self).__name__, "adversarial_weight",
                               "must be > 0 for objective 'adversarial' (use objective 'distill' for none), got 0")
@@ -158,7 +164,11 @@ def train_fewstep(cfg: FewStepTrainConfig, out: str | Path, resume: bool = False
     alpha_bar = scheduler.alphas_cumprod.float()
     taus = torch.tensor(student_timesteps(scheduler.config))
     _, examples, _ = training_examples("shapes", cfg.pool_size, cfg.seed, twins=False)
-    pool = make_pool(examples, tokenizer)
+    try:
+        pool = make_pool(examples, tokenizer)
+    except KeyError as e:  # UnknownWordError: a teacher trained on another world
+        raise ValueError(f"teacher {cfg.teacher}: its tokenizer cannot read ShapesWorld captions, which the few-step "
+                         f"generator trains on ({e}); distil a ShapesWorld t2i pipeline, e.g. t2i-shapes") from None
     empty = tokenizer.encode([""])
     torch.manual_seed(cfg.seed)
     generator = add_lora(copy.deepcopy(teacher), cfg.lora_rank)
@@ -219,7 +229,8 @@ def train_fewstep(cfg: FewStepTrainConfig, out: str | Path, resume: bool = False
             parts.update({"generator_adv": g_adv.item(), "discriminator": d_loss.item()})
         return total, parts
 
-    def pipeline_of(m: FewStepModel) -> TextToImagePipeline:
+    def pipeline_of(m: FewStepModel) -> tuple[TextToImagePipeline, nn.Module]:
+        """The pipeline of the EMA weights (adapter fused), and the EMA student with its adapter (to save)."""
         student = copy.deepcopy(m)
         if ema is not None:
             ema.copy_to(student.parameters())
@@ -229,7 +240,7 @@ def train_fewstep(cfg: FewStepTrainConfig, out: str | Path, resume: bool = False
         pipe.set_progress_bar_config(disable=True)
         return pipe, student.generator
 
-    prompts = watch_prompts("shapes")
+    prompts = watch_prompts("shapes", seed=VALIDATION_SEED)  # the test prompts (123) are for the final figure only
 
     def evaluate(m) -> dict:
         pipe, _ = pipeline_of(m)

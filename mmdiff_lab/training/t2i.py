@@ -99,11 +99,12 @@ def clip_folder(cfg: T2ITrainConfig) -> Path:
     return pretrained.path(f"clip-{cfg.world if cfg.world in ('shapes', 'digits') else 'shapes'}")
 
 
-def watch_prompts(world: str, n: int = 8) -> list[str]:
-    """Fixed prompts for the sample grid: held-out ShapesWorld scenes (never trained on), or test captions."""
+def watch_prompts(world: str, n: int = 8, seed: int = HELDOUT_SEED) -> list[str]:
+    """Fixed prompts for the sample grid: held-out ShapesWorld scenes (never trained on) at ShapesWorld seed
+    ``seed``, or test captions."""
     if world == "shapes":
-        singles = ShapesWorld(seed=HELDOUT_SEED, split="heldout", n_objects=1, size=n)
-        pairs = ShapesWorld(seed=HELDOUT_SEED, split="heldout", n_objects=2, size=n)
+        singles = ShapesWorld(seed=seed, split="heldout", n_objects=1, size=n)
+        pairs = ShapesWorld(seed=seed, split="heldout", n_objects=2, size=n)
         return [singles[i].caption for i in range(n)] + [pairs[i].caption for i in range(n)]
     if world == "digits":
         from ..data import Digits
