@@ -426,6 +426,8 @@ def efficiency(n: int = 100, n_compare: int = 300, generators: dict[str, str] | 
     from .pipelines.samplers import SCHEDULERS
     from .pipelines.text_to_image import load_pipeline
 
+    if n_compare < n:  # the distance reads each row's first n images: a compared row must have them all
+        raise ValueError(f"n_compare ({n_compare}) must be at least n ({n})")
     pipe = load_pipeline(base)
     chosen = FEWSTEP_GENERATORS if generators is None else generators
     missing = {label for label, name in chosen.items() if generators is None and not _present(name)}

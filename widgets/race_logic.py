@@ -51,7 +51,7 @@ from mmdiff_lab.metrics.efficiency import (
 from mmdiff_lab.metrics.faithfulness import heldout_scenes, score
 from mmdiff_lab.metrics.shared_space import embed_images
 from mmdiff_lab.pipelines.prompts import parse_weights
-from mmdiff_lab.pipelines.samplers import SCHEDULERS, check_steps
+from mmdiff_lab.pipelines.samplers import SCHEDULERS, check_steps, min_steps
 
 from .denoising_logic import MAX_STEPS, DenoisingStepping
 from .feedback import Feedback, describe, in_range
@@ -338,7 +338,8 @@ class SamplerRacing(Feedback):
         for pipe in pipes:
             self.pipeline_calls += 1
             d = pipe.defaults
-            pipe(prompt, num_inference_steps=(pipe.supported_steps or [1])[0], sampler=d.sampler, output_type="pt",
+            pipe(prompt, num_inference_steps=(pipe.supported_steps or [min_steps(d.sampler)])[0], sampler=d.sampler,
+                 output_type="pt",
                  generator=torch.Generator().manual_seed(0))
 
     def _skip_note(self, label: str, skipped) -> str:
@@ -514,7 +515,7 @@ class SamplerRacing(Feedback):
             else:
                 ax.axhline(self.true_spread, color="grey", linestyle=":")
             ax.scatter(fx, fy, s=130, facecolors="none", edgecolors="black", zorder=3)
-            ax.set(xscale="log", xlabel="CPU ms per image (median of the cell's calls)", title=title)
+            ax.set(xscale="log", xlabel="ms per image on the CPU, wall clock (median of the cell's calls)", title=title)
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
         methods = [Line2D([], [], color=colours[label], label=label) for label in self.rows]

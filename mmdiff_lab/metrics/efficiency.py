@@ -353,7 +353,7 @@ def plot(rows: Sequence[Row], ref: Reference | None = None):
             ax.scatter(*zip(*front, strict=True), s=90, facecolors="none", edgecolors="black", zorder=3)
         if ref is not None and attr in ("fd", "spread"):
             ax.axhline(getattr(ref, attr), color="grey", linestyle=":", label="true renders")
-        ax.set(xscale="log", xlabel="CPU ms per image", title=title)
+        ax.set(xscale="log", xlabel="ms per image on the CPU (wall clock)", title=title)
         if attr == "fd":  # from a broken sampler's ~1 down to the true renders' floor (~1e-4): decades apart
             ax.set_yscale("log")
         # 20 rather than 2 x 10^1; between the decades only 2 and 5 are labelled, so the labels never overlap
