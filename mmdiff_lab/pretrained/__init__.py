@@ -13,7 +13,7 @@ ROOT = Path(__file__).parent
 #: Checkpoints the labs load. Each later lab adds its own here when it ships one.
 EXPECTED: tuple[str, ...] = ("clip-shapes", "clip-digits", "prior-shapes", "prior-digits", "judge-shapes",
                              "t2i-shapes", "t2i-shapes-words", "t2i-digits", "i2t-shapes", "i2t-shapes-ar", "i2t-digits",
-                             "fewstep-shapes-distill")
+                             "fewstep-shapes", "fewstep-shapes-distill")
 
 #: What a shipped folder keeps of a training run (no optimizer state, no snapshots).
 SHIPPED_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "tokenizer.json", "metrics.json",
