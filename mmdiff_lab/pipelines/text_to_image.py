@@ -254,9 +254,15 @@ class TextToImagePipeline(WordTokenizerPipeline):
         return c.in_channels, S, S
 
     def _timesteps(self, sampler: str, steps: int) -> list[int]:
-        sched = make_scheduler(sampler, self.scheduler.config)
-        sched.set_timesteps(steps)
-        return [int(t) for t in sched.timesteps]
+        """The timesteps sampler ``sampler`` visits at ``steps`` steps, kept per pipeline: building a scheduler
+        from its config takes several milliseconds, as long as a one-step generator's whole image."""
+        cache = self.__dict__.setdefault("_timestep_cache", {})
+        key = (sampler, steps, id(self.scheduler))
+        if key not in cache:
+            sched = make_scheduler(sampler, self.scheduler.config)
+            sched.set_timesteps(steps)
+            cache[key] = [int(t) for t in sched.timesteps]
+        return cache[key]
 
     # -- text --
 
@@ -281,10 +287,11 @@ class TextToImagePipeline(WordTokenizerPipeline):
         return states * scale[..., None], mask
 
     def _encode(self, s: StageSettings) -> None:
-        """Token states for every (image, term) row of ``_guided``, and the empty prompt's for guidance."""
+        """Token states for every (image, term) row of ``_guided``; the empty prompt's, for guidance, are encoded
+        by ``_rows`` when a step first needs them (a run at w = 1 never does)."""
         s.rows = {}  # a stage made by dataclasses.replace would otherwise share the last stage's rows
         s.cond = TextStates(*self.encode_prompt([p for c in s.conditions for p, _ in c.terms]))
-        s.uncond = TextStates(*self.encode_prompt([""]))
+        s.uncond = None
 
     # -- x_T --
 
@@ -309,6 +316,8 @@ class TextToImagePipeline(WordTokenizerPipeline):
             states, mask = s.cond.states, s.cond.mask
             image_of_row = [b for b, _ in rows]
             if need_uncond:
+                if s.uncond is None:
+                    s.uncond = TextStates(*self.encode_prompt([""]))
                 states = torch.cat([states, s.uncond.states.expand(B, -1, -1)])
                 mask = torch.cat([mask, s.uncond.mask.expand(B, -1)])
                 image_of_row += range(B)
