@@ -272,8 +272,9 @@ def t2i_race_lr_sweep(budget_s: float = 600.0, lrs: tuple[float, ...] = RACE_LRS
 
 #: The labs a student runs, and their solutions (which run the same checks with the answers filled in).
 LABS = ("00_tour", "01_forward_noising", "02_shared_space", "03_text_to_image", "04_attention_attribution",
-        "05_image_to_text", "solutions/01_forward_noising", "solutions/02_shared_space", "solutions/03_text_to_image",
-        "solutions/04_attention_attribution", "solutions/05_image_to_text")
+        "05_image_to_text", "06_efficiency_augmentation", "solutions/01_forward_noising", "solutions/02_shared_space",
+        "solutions/03_text_to_image", "solutions/04_attention_attribution", "solutions/05_image_to_text",
+        "solutions/06_efficiency_augmentation")
 LAB_BUDGET_S = 60.0  # a lab's Run All, at its default parameters, fits in a minute of a class
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmdiff_lab.exercises import lab01, lab02, lab03, lab04, lab05
+from mmdiff_lab.exercises import lab01, lab02, lab03, lab04, lab05, lab06
 from mmdiff_lab.schedules import Schedule
 
 
@@ -56,6 +56,28 @@ def reveal(confidence, masked, n):
     return masked & (rank < n[:, None])
 
 
+def front(points):
+    order = sorted(range(len(points)), key=lambda i: (float(points[i, 0]), -float(points[i, 1])))
+    kept, best = [], -math.inf
+    for i in order:
+        if points[i, 1] > best:
+            kept.append(i)
+            best = float(points[i, 1])
+    return kept
+
+
+def distill(x_hat, x_t, v_c, v_u, ab, w):
+    target = (ab.sqrt() * x_t - (1 - ab).sqrt() * (v_u + w * (v_c - v_u))).clamp(-1, 1)
+    return (ab * (x_hat - target) ** 2).mean()
+
+
+def gap_recovered(real, augmented, upper):
+    if (upper <= real).any():
+        raise ValueError("a seed without a gap")
+    fractions = (augmented - real) / (upper - real)
+    return fractions.mean(), fractions.std()
+
+
 CHECKS = {  # check -> a right answer
     lab01.check_snr_crossing: lab01.snr_crossing(),
     lab01.check_q_sample: q_sample,
@@ -72,6 +94,9 @@ CHECKS = {  # check -> a right answer
     lab05.check_mask: mask,
     lab05.check_reveal: reveal,
     lab05.check_pick: lambda errors: errors.mean(-1).argmin(-1),
+    lab06.check_front: front,
+    lab06.check_distill: distill,
+    lab06.check_gap: gap_recovered,
 }
 VALUE_CHECKS = (lab01.check_snr_crossing, lab04.check_region_word)  # answers are values, not functions
 FUNCTION_CHECKS = [c for c in CHECKS if c not in VALUE_CHECKS]
@@ -140,7 +165,8 @@ WRONG_FUNCTIONS = {  # a wrong kind of answer -> words the line must contain
 }
 
 
-NUMBER_CHECKS = (lab02.check_info_nce, lab02.check_recall_at_1, lab02.check_modality_gap, lab04.check_pointing)  # answers are numbers
+NUMBER_CHECKS = (lab02.check_info_nce, lab02.check_recall_at_1, lab02.check_modality_gap, lab04.check_pointing,
+                 lab06.check_distill)  # answers are numbers
 NUMBER_WORDS = {"a function returning NaN": (lambda *args: torch.tensor(math.nan), "is nan, not a finite number"),
                 "a function returning a wrong shape": (_returns_wrong_shape, "one number, got a tensor of shape (7, 7)")}
 
@@ -251,3 +277,57 @@ def test_lab05s_wrong_answers_say_why(capsys):
         ok, line = verdict(lab05.check_pick, answer, capsys)
         assert not ok and words in line, line
     assert verdict(lab05.check_pick, lambda e: e.sum(-1).argmin(-1).double(), capsys)[0]  # float indices count
+
+
+def test_lab06s_wrong_answers_say_why(capsys):
+    for answer, words in [
+        (lambda p: sorted(front(p)), "in the wrong order"),
+        (lambda p: [i for i in range(len(p)) if not any(p[j, 0] <= p[i, 0] and p[j, 1] > p[i, 1] for j in range(len(p)))],
+         "point 4 is not on the front: point 1 beats it, as faithful (0.94) and faster"),
+        (lambda p: sorted(front(p) + [8], key=lambda i: float(p[i, 0])), "point 8 is not on the front: point 3 beats it, "
+         "as fast (26 ms) and more faithful"),
+        (lambda p: [int(p[:, 1].argmax())], "the most faithful point alone"),
+        (lambda p: [int(p[:, 0].argmin())], "the fastest point alone"),
+        (lambda p: p[front(p)], "not the points themselves"),
+        (lambda p: torch.isin(torch.arange(len(p)), torch.tensor(front(p))), "that is a mask"),
+        (lambda p: [front(p)[0], front(p)[0]], "appears twice"),
+        (lambda p: front(p)[1:], "point 9 (12 ms, 0.40) is on the front"),
+    ]:
+        ok, line = verdict(lab06.check_front, answer, capsys)
+        assert not ok and words in line, line
+    assert verdict(lab06.check_front, lambda p: torch.tensor(front(p)), capsys)[0]  # a tensor of indices counts
+    assert verdict(lab06.check_front, lambda p: [float(i) for i in front(p)], capsys)[0]  # whole floats count
+    guided = lambda ab, x_t, v: (ab.sqrt() * x_t - (1 - ab).sqrt() * v)  # noqa: E731
+    for answer, words in [
+        (lambda x, x_t, c, u, ab, w: (ab * (x - guided(ab, x_t, c).clamp(-1, 1)) ** 2).mean(), "conditional prediction alone"),
+        (lambda x, x_t, c, u, ab, w: (ab * (x - guided(ab, x_t, (1 + w) * c - w * u).clamp(-1, 1)) ** 2).mean(),
+         "the other convention"),
+        (lambda x, x_t, c, u, ab, w: (ab * (x - ((x_t - (1 - ab).sqrt() * (u + w * (c - u))) / ab.sqrt()).clamp(-1, 1)) ** 2)
+         .mean(), "predicts v"),
+        (lambda x, x_t, c, u, ab, w: (ab * (x - guided(ab, x_t, u + w * (c - u))) ** 2).mean(), "clamp the teacher's x_0"),
+        (lambda x, x_t, c, u, ab, w: ((x - guided(ab, x_t, u + w * (c - u)).clamp(-1, 1)) ** 2).mean(), "weight each image"),
+        (lambda x, x_t, c, u, ab, w: ((1 - ab) * (x - guided(ab, x_t, u + w * (c - u)).clamp(-1, 1)) ** 2).mean(),
+         "not 1 - alpha_bar"),
+        (lambda x, x_t, c, u, ab, w: (ab * (x - guided(ab, x_t, u + w * (c - u)).clamp(-1, 1)) ** 2).sum(), "that sums"),
+        (lambda x, x_t, c, u, ab, w: (ab * (x_t - guided(ab, x_t, u + w * (c - u)).clamp(-1, 1)) ** 2).mean(),
+         "compares the noised x_t"),
+    ]:
+        ok, line = verdict(lab06.check_distill, answer, capsys)
+        assert not ok and words in line, line
+    assert verdict(lab06.check_distill, lambda *a: distill(*a).item(), capsys)[0]  # a float counts
+    for answer, words in [
+        (lambda r, a, u: ((a - r) / (u - r)).mean().item(), "return two numbers"),
+        (lambda r, a, u: (a - r) / (u - r), "has shape (3,)"),
+        (lambda r, a, u: gap_recovered(r, a, u)[::-1], "swapped"),
+        (lambda r, a, u: ((a.mean() - r.mean()) / (u.mean() - r.mean()), 0.1), "the fraction of the mean scores"),
+        (lambda r, a, u: (-gap_recovered(r, a, u)[0], gap_recovered(r, a, u)[1]), "the sign is reversed"),
+        (lambda r, a, u: (((a - r) / u).mean(), 0.1), "not by the upper bound's score"),
+        (lambda r, a, u: (((a - r) / (u - r)).mean(), ((a - r) / (u - r)).std(unbiased=False)), "divides by S"),
+        (lambda r, a, u: (((a - r) / (u - r)).mean(), ((a - r) / (u - r)).var()), "that is the variance"),
+        (lambda r, a, u: (((a - r) / (u - r)).mean(), ((a - r) / (u - r)).std()), "raise a ValueError naming it"),
+        (lambda r, a, u: gap_recovered(r, a, u) if (u - r).min() > 0.05 else 1 / 0 if (u == r).any() else (0.5, 0.1),
+         "a negative gap (upper below real) in one seed your function returned (0.5, 0.1)"),
+    ]:
+        ok, line = verdict(lab06.check_gap, answer, capsys)
+        assert not ok and words in line, line
+    assert verdict(lab06.check_gap, lambda r, a, u: torch.stack(gap_recovered(r, a, u)), capsys)[0]  # a (2,) tensor

@@ -24,11 +24,14 @@ PARAMETERS = {
     "solutions/04_attention_attribution.ipynb": "",
     "05_image_to_text.ipynb": "",  # its defaults are small: a Run All at them is what a class waits for
     "solutions/05_image_to_text.ipynb": "",
+    "06_efficiency_augmentation.ipynb": "",  # its defaults are small: a Run All at them is what a class waits for
+    "solutions/06_efficiency_augmentation.ipynb": "",
 }
 # The figures each lab draws with plt.show() in a top-to-bottom run (lab 02's loss curve waits for its
 # background training, so a Run All does not draw it).
-FIGURES = {"00_tour.ipynb": 4, "01_forward_noising.ipynb": 2, "02_shared_space.ipynb": 1, "03_text_to_image.ipynb": 6,
-           "04_attention_attribution.ipynb": 6, "05_image_to_text.ipynb": 5}
+FIGURES = {"00_tour.ipynb": 5, "01_forward_noising.ipynb": 2, "02_shared_space.ipynb": 1, "03_text_to_image.ipynb": 6,
+           "04_attention_attribution.ipynb": 6, "05_image_to_text.ipynb": 5,
+           "06_efficiency_augmentation.ipynb": 6}
 # Appended to a notebook to check what its cells left behind. Lab 02: the background run ends, and the live
 # explorer then holds every snapshot it wrote (20 steps, one every 10) beside the untrained model.
 AFTER = {
@@ -94,7 +97,7 @@ def test_runs_top_to_bottom(path, tmp_path):
     if "solutions" in name:
         assert text.count("✓") == 3 and "✗" not in text
     else:
-        assert text.count("not answered yet") == (3 if path.name[:2] in ("01", "02", "03", "04", "05") else 0), (
+        assert text.count("not answered yet") == (3 if path.name[:2] in ("01", "02", "03", "04", "05", "06") else 0), (
             "the student version runs with the exercises open")
     widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert widgets or "solutions" in name, "the lab shows its widget"
@@ -115,6 +118,12 @@ def test_runs_top_to_bottom(path, tmp_path):
         assert len(by_hand) == 1 and by_hand[0] < 1e-5, by_hand
     if name == "solutions/05_image_to_text.ipynb":
         assert "same captions as the library's sampler: True" in text
+    if name == "06_efficiency_augmentation.ipynb":
+        identity = [float(x) for x in re.findall(r"max \|x0_from\(v\) - x_0\| = (\S+)", text)]
+        assert len(identity) == 1 and identity[0] < 1e-5, identity
+        assert "hinge L(D) = " in text and "true renders" in text and "gap recovered: real+generated" in text
+    if name == "solutions/06_efficiency_augmentation.ipynb":
+        assert "same front as the library's pareto_front on 200 random points: True" in text
 
 
 def test_the_notebooks_bench_says_where_it_looked_when_the_labs_are_missing(tmp_path):
