@@ -50,7 +50,7 @@ from mmdiff_lab.exercises.lab03 import check_cfg, check_ddim_step, check_x0_from
 from mmdiff_lab.loading import load_judge
 from mmdiff_lab.metrics.faithfulness import faithfulness, generate, heldout_scenes
 from mmdiff_lab.pipelines import Stage, load_pipeline
-from mmdiff_lab.pipelines.samplers import SCHEDULERS
+from mmdiff_lab.pipelines.samplers import MIN_STEPS, SCHEDULERS, min_steps
 from mmdiff_lab.schedules import ddim_step, ddpm_step
 from mmdiff_lab.widgets import DenoisingStepper
 
@@ -243,10 +243,16 @@ for interval in [(0.0, 1.0), (0.2, 0.9), (0.0, 0.5), (0.5, 1.0)]:
 # (Karras et al., 2022; Heun calls the model twice per step) and UniPC (Zhao et al., 2023).
 
 # %%
-results = {(name, steps): faithful(sampler=name, steps=steps) for name in SCHEDULERS for steps in STEP_COUNTS}
+# A sampler below its fewest steps is left out, with the reason (Heun: samplers.MIN_STEPS).
+results = {(name, steps): faithful(sampler=name, steps=steps) for name in SCHEDULERS for steps in STEP_COUNTS
+           if steps >= min_steps(name)}
+for name, (low, why) in MIN_STEPS.items():
+    if any(s < low for s in STEP_COUNTS):
+        print(f"{name} below {low} steps: not run ({why})")
 fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
 for name in SCHEDULERS:
-    ax.plot(STEP_COUNTS, [results[name, s] for s in STEP_COUNTS], "o-", label=name)
+    counts = [s for s in STEP_COUNTS if (name, s) in results]
+    ax.plot(counts, [results[name, s] for s in counts], "o-", label=name)
 ax.set_xscale("log")
 ax.minorticks_off()  # a log axis labels its minor ticks too, over the step counts
 ax.set_xticks(list(STEP_COUNTS), [str(s) for s in STEP_COUNTS])
